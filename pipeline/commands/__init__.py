@@ -1,0 +1,1 @@
+"""`logad` subcommands: argument wiring only; the work happens in the core modules they call."""

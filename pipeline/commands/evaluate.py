@@ -1,0 +1,65 @@
+"""`logad evaluate NAME`: paper-style evaluations. Each NAME maps to a module in `pipeline.evaluation`.
+
+An evaluation module provides `add_arguments(parser)` (light imports only) and
+`run(args, settings) -> dict`; the dict is printed as a table, and with `--json` as one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+import orjson
+
+from pipeline.settings import Settings
+
+EVALUATIONS: dict[str, tuple[str, str]] = {
+    "parsing-hdfs": ("pipeline.evaluation.parsing", "Drain3 grouping accuracy on loghub HDFS_100k"),
+    "hdfs-1-99": ("pipeline.evaluation.hdfs_1_99", "LAMA Table 2, 1/99 row (DeepLog's split)"),
+    "hdfs-80-20": ("pipeline.evaluation.hdfs_80_20", "LAMA Table 2, 80/20 row, from raw lines"),
+    "ablation": ("pipeline.evaluation.ablation", "LAMA Table 3: layers b x heads h on the 1/99 data"),
+    "fewshot-bgl": ("pipeline.evaluation.fewshot", "ProtoSiamese vs baselines on BGL windows"),
+    "fewshot-hadoop": ("pipeline.evaluation.fewshot", "ProtoSiamese vs baselines on Hadoop failures"),
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("evaluate", help="paper-style evaluations (tables, --json)")
+    names = parser.add_subparsers(dest="evaluation", metavar="NAME")
+    for name, (module_name, help_text) in EVALUATIONS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        sub = names.add_parser(name, help=help_text)
+        sub.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        module.add_arguments(sub, name)
+        sub.set_defaults(handler=_runner(module, name))
+
+
+def _runner(module: Any, name: str) -> Any:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        result: dict[str, Any] = module.run(args, settings, name)
+        print_result(result, as_json=args.json)
+        return 0
+
+    return handler
+
+
+def print_result(result: dict[str, Any], as_json: bool) -> None:
+    """Print a flat table of scalar results; with `as_json`, end with the whole result as JSON."""
+    table = result.get("table")
+    if isinstance(table, str):
+        print(table)
+    else:
+        width = max((len(k) for k in result), default=0)
+        for key, value in result.items():
+            if isinstance(value, float):
+                value = f"{value:.4f}"
+            if not isinstance(value, dict | list):
+                print(f"{key:<{width}}  {value}")
+    if as_json:
+        print(orjson.dumps({k: v for k, v in result.items() if k != "table"}, default=str).decode())

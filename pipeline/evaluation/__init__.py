@@ -1,0 +1,1 @@
+"""Paper-style evaluations behind `logad evaluate NAME` (see `pipeline.commands.evaluate`)."""

@@ -1,0 +1,1 @@
+"""Detectors: LAMA and DeepLog (next-event prediction) and ProtoSiamese (few-shot window classes)."""

@@ -1,0 +1,129 @@
+"""One frozen settings object for every deployable, read from `LOGAD_*` variables by entry points.
+
+The core never reads the environment itself: entry points call `Settings.from_env(os.environ)` and
+apply CLI overrides with `dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "LOGAD_"
+
+
+class Secret(str):
+    """A string that never shows its value in `repr`/logs (passwords, keys)."""
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the pipeline. Env name: `LOGAD_` + field name upper-cased."""
+
+    # Kafka
+    bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    topic_partitions: int = 4
+    raw_logs_topic: str = "raw-logs"
+    log_events_topic: str = "log-events"
+    anomalies_topic: str = "log-anomalies"
+    templates_topic: str = "log-templates"
+    dead_letter_topic: str = "logad-dead-letter"
+    # Kafka security, passed through to every client (confluent-kafka, aiokafka/Faust).
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: Secret = field(default_factory=lambda: Secret(""))
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_key_password: Secret = field(default_factory=lambda: Secret(""))
+    # Triton and inference
+    inference_backend: str = "triton"  # "triton" or "torchscript" (in-process)
+    triton_grpc_url: str = "127.0.0.1:8001"
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    model_repo: Path = Path("model_repo")
+    # Files
+    data_dir: Path = Path("../shared/data")
+    state_dir: Path = Path("var")
+    # Online detection
+    window_size: int = 10
+    session_timeout_s: float = 60.0
+    max_batch_size: int = 1024
+    batch_timeout_s: float = 0.05
+    web_port: int = 6066
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Build settings from `LOGAD_*` variables; keyword overrides (CLI options) win."""
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f.name, hints[f.name], raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"settings: {exc}; valid names are {[f.name for f in fields(cls)]}") from exc
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) client configuration, security options included."""
+        conf = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.reveal() if self.sasl_password else "",
+            "ssl.ca.location": self.ssl_cafile,
+            "ssl.certificate.location": self.ssl_certfile,
+            "ssl.key.location": self.ssl_keyfile,
+            "ssl.key.password": self.ssl_key_password.reveal() if self.ssl_key_password else "",
+        }
+        conf.update({k: v for k, v in optional.items() if v})
+        return conf
+
+    def all_topics(self) -> tuple[str, ...]:
+        return (
+            self.raw_logs_topic,
+            self.log_events_topic,
+            self.anomalies_topic,
+            self.templates_topic,
+            self.dead_letter_topic,
+        )
+
+
+def _convert(name: str, kind: Any, raw: str) -> Any:
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if kind is Path:
+            return Path(raw)
+        if kind is Secret:
+            return Secret(raw)
+        return raw
+    except ValueError as exc:
+        raise ConfigError(
+            f"settings: {ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}; fix or unset it"
+        ) from exc

@@ -1,0 +1,1 @@
+"""Offline training loops: seeded, progress bars, CPU or CUDA, curves saved as PNG."""
