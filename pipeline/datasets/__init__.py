@@ -1,4 +1,4 @@
-"""Readers for the shared log data (`LOGAD_DATA_DIR`, default `../shared/data`) and the project's own fixtures."""
+"""Readers for the shared log data (LOGAD_DATA_DIR, default ../shared/data) and our own fixtures."""
 
 from __future__ import annotations
 

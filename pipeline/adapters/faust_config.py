@@ -1,0 +1,53 @@
+"""Faust application settings derived from `Settings`, Kafka security included."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from pipeline.settings import Settings
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """faust credentials for SASL/SSL, or None for PLAINTEXT."""
+    import faust
+
+    protocol = settings.security_protocol.upper()
+    context = None
+    if protocol in {"SSL", "SASL_SSL"}:
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+        if settings.ssl_certfile:
+            context.load_cert_chain(
+                settings.ssl_certfile,
+                settings.ssl_keyfile or None,
+                settings.ssl_key_password.reveal() if settings.ssl_key_password else None,
+            )
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.reveal(),
+            mechanism=settings.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
+def faust_app_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker": ",".join(f"kafka://{hp}" for hp in settings.bootstrap_servers.split(",")),
+        "broker_credentials": broker_credentials(settings),
+        "store": "memory://",
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": 1,
+        "web_port": settings.web_port,
+        "web_host": "127.0.0.1",
+        "producer_max_request_size": 16 * 1024 * 1024,
+        "consumer_max_fetch_size": 16 * 1024 * 1024,
+        "stream_buffer_maxsize": 16384,
+        "broker_commit_every": 1000,
+        "broker_commit_interval": 1.0,
+        "table_cleanup_interval": 5.0,
+        "datadir": str(settings.state_dir / "faust"),
+    }

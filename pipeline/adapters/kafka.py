@@ -1,0 +1,128 @@
+"""confluent-kafka helpers: admin (topics, readiness), producers and consumers built from Settings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipeline.errors import InfrastructureError
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka_config())
+
+
+def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Block until the cluster answers a metadata request, or raise one clear error."""
+    client = admin(settings)
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            client.list_topics(timeout=2.0)
+            return
+        except KafkaException as exc:
+            last = exc
+            time.sleep(0.5)
+    raise InfrastructureError(
+        f"kafka: no broker answered at {settings.bootstrap_servers} within {timeout_s:.0f}s ({last}); "
+        "start one with `logad kafka start` or set LOGAD_BOOTSTRAP_SERVERS"
+    )
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def pipeline_topics(settings: Settings) -> list[TopicSpec]:
+    p = settings.topic_partitions
+    return [
+        TopicSpec(settings.raw_logs_topic, p, {}),
+        TopicSpec(settings.log_events_topic, p, {}),
+        TopicSpec(settings.anomalies_topic, p, {}),
+        TopicSpec(settings.templates_topic, 1, COMPACTED),
+        TopicSpec(settings.dead_letter_topic, 1, {}),
+    ]
+
+
+def create_topics(settings: Settings, topics: Iterable[TopicSpec] | None = None) -> list[str]:
+    """Create missing topics; existing ones are left as they are. Returns the names created."""
+    specs = list(topics if topics is not None else pipeline_topics(settings))
+    client = admin(settings)
+    existing = set(client.list_topics(timeout=10).topics)
+    wanted = [
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config)
+        for s in specs
+        if s.name not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, future in client.create_topics(wanted, operation_timeout=30).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise InfrastructureError(f"kafka: could not create topic {name}: {exc}") from exc
+    return created
+
+
+def producer(settings: Settings, **overrides: Any) -> Producer:
+    conf: dict[str, Any] = {
+        **settings.kafka_config(),
+        "linger.ms": 5,
+        "batch.num.messages": 10000,
+        "compression.type": "lz4",
+        "message.max.bytes": 16 * 1024 * 1024,
+        "enable.idempotence": True,
+    }
+    conf.update(overrides)
+    return Producer(conf)
+
+
+def consumer(settings: Settings, group_id: str, topics: list[str], **overrides: Any) -> Consumer:
+    conf: dict[str, Any] = {
+        **settings.kafka_config(),
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": True,
+        "fetch.message.max.bytes": 16 * 1024 * 1024,
+    }
+    conf.update(overrides)
+    client = Consumer(conf)
+    client.subscribe(topics)
+    return client
+
+
+def consume(client: Consumer, timeout_s: float, idle_s: float = 2.0) -> Iterator[Message]:
+    """Yield messages until `timeout_s` passes or nothing arrives for `idle_s` after the first one."""
+    deadline = time.monotonic() + timeout_s
+    last_seen: float | None = None
+    while time.monotonic() < deadline:
+        msg = client.poll(0.2)
+        now = time.monotonic()
+        if msg is None:
+            if last_seen is not None and now - last_seen > idle_s:
+                return
+            continue
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise InfrastructureError(f"kafka: consumer error: {msg.error()}")
+        last_seen = now
+        yield msg

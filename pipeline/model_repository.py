@@ -1,0 +1,219 @@
+"""The Triton model repository on disk: versioned, checksummed, atomically published model versions.
+
+Layout: `<repo>/<model>/config.pbtxt` and `<repo>/<model>/<N>/{model.pt, model.py, metadata.json}`.
+`model.py` is the generic Python-backend runner (`pipeline/adapters/triton_runner.py`); the same
+version directory is what the in-process TorchScript backend loads, so both backends always serve
+byte-identical models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+RUNNER_FILE = "model.py"
+METADATA_FILE = "metadata.json"
+CONFIG_FILE = "config.pbtxt"
+RUNNER_SOURCE = Path(__file__).parent / "adapters" / "triton_runner.py"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output; `dims` exclude the batch dimension, -1 is variable; dtype is Triton's."""
+
+    name: str
+    dtype: str
+    dims: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    max_batch_size: int = 4096
+    max_queue_delay_us: int = 2000
+    instance_count: int = 1
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    name: str
+    version: int
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    name: str
+    version: int
+    module: torch.jit.ScriptModule
+    metadata: dict[str, Any]
+    path: Path
+
+
+def render_config(spec: ModelSpec) -> str:
+    """config.pbtxt for the Python-backend runner: dynamic batching on, one version served at a time."""
+
+    def tensors(items: tuple[TensorSpec, ...]) -> str:
+        rows = [
+            f'  {{ name: "{t.name}", data_type: TYPE_{t.dtype}, dims: [ {", ".join(map(str, t.dims))} ] }}'
+            for t in items
+        ]
+        return ",\n".join(rows)
+
+    params = "".join(
+        f'parameters: {{ key: "{k}" value: {{ string_value: "{v}" }} }}\n' for k, v in spec.parameters.items()
+    )
+    return (
+        f'name: "{spec.name}"\n'
+        'backend: "python"\n'
+        f"max_batch_size: {spec.max_batch_size}\n"
+        f"input [\n{tensors(spec.inputs)}\n]\n"
+        f"output [\n{tensors(spec.outputs)}\n]\n"
+        "version_policy: { latest: { num_versions: 1 } }\n"
+        f"dynamic_batching {{ max_queue_delay_microseconds: {spec.max_queue_delay_us} }}\n"
+        f"instance_group [ {{ kind: KIND_CPU, count: {spec.instance_count} }} ]\n"
+        f"{params}"
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def list_versions(repo: Path, name: str) -> list[int]:
+    """Complete versions of a model (a directory named by an integer holding metadata.json), ascending."""
+    model_dir = Path(repo) / name
+    if not model_dir.is_dir():
+        return []
+    versions = [
+        int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and (p / METADATA_FILE).is_file()
+    ]
+    return sorted(versions)
+
+
+def latest_version(repo: Path, name: str) -> int | None:
+    versions = list_versions(repo, name)
+    return versions[-1] if versions else None
+
+
+def publish_version(
+    repo: Path,
+    spec: ModelSpec,
+    scripted: torch.jit.ScriptModule,
+    metadata: dict[str, Any],
+) -> PublishedVersion:
+    """Write `<repo>/<name>/<N+1>/` atomically (build in a temporary directory, then rename).
+
+    A reader never sees a half-written version: the directory appears complete or not at all.
+    """
+    model_dir = Path(repo) / spec.name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(model_dir / CONFIG_FILE, render_config(spec).encode())
+    tmp = Path(tempfile.mkdtemp(prefix=".publishing-", dir=model_dir))
+    try:
+        torch.jit.save(scripted, str(tmp / MODEL_FILE))
+        shutil.copyfile(RUNNER_SOURCE, tmp / RUNNER_FILE)
+        digest = sha256_file(tmp / MODEL_FILE)
+        for _ in range(100):
+            version = (latest_version(repo, spec.name) or 0) + 1
+            meta = {
+                **metadata,
+                "model": spec.name,
+                "version": version,
+                "sha256": digest,
+                "inputs": [t.name for t in spec.inputs],
+                "outputs": [t.name for t in spec.outputs],
+            }
+            (tmp / METADATA_FILE).write_bytes(
+                json.dumps(meta, indent=2, sort_keys=True, default=str).encode()
+            )
+            target = model_dir / str(version)
+            try:
+                os.rename(tmp, target)  # atomic on one filesystem; fails if another publisher won the race
+            except OSError:
+                if target.exists():
+                    continue
+                raise
+            log.info("published %s version %d (sha256 %s)", spec.name, version, digest[:12])
+            return PublishedVersion(spec.name, version, target, digest)
+        raise ModelError(f"publish {spec.name}: could not claim a version number in {model_dir}")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_metadata(repo: Path, name: str, version: int) -> dict[str, Any]:
+    path = Path(repo) / name / str(version) / METADATA_FILE
+    try:
+        return dict(json.loads(path.read_bytes()))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model {name} version {version}: unreadable {path}: {exc}") from exc
+
+
+def verify_version(repo: Path, name: str, version: int) -> dict[str, Any]:
+    """Check model.pt against the sha256 in metadata.json; return the metadata or raise ModelError."""
+    metadata = read_metadata(repo, name, version)
+    model_file = Path(repo) / name / str(version) / MODEL_FILE
+    if not model_file.is_file():
+        raise ModelError(f"model {name} version {version}: {model_file} is missing; republish the model")
+    actual = sha256_file(model_file)
+    if actual != metadata.get("sha256"):
+        raise ModelError(
+            f"model {name} version {version}: checksum mismatch (metadata {metadata.get('sha256')!s:.12}, "
+            f"file {actual:.12}); refusing to load a corrupt or tampered model, republish it"
+        )
+    return metadata
+
+
+def load_version(repo: Path, name: str, version: int | None = None) -> LoadedVersion:
+    """Load a verified version (the newest when `version` is None) for in-process scoring."""
+    if version is None:
+        version = latest_version(repo, name)
+        if version is None:
+            raise ModelError(
+                f"model {name}: no published version under {Path(repo) / name}; run `logad train {name}`"
+            )
+    metadata = verify_version(repo, name, version)
+    path = Path(repo) / name / str(version)
+    module = torch.jit.load(str(path / MODEL_FILE), map_location="cpu")
+    module.eval()
+    return LoadedVersion(name, version, module, metadata, path)
+
+
+def newest_valid_version(repo: Path, name: str) -> int | None:
+    """The newest version whose checksum verifies; corrupt newer versions are skipped with a warning."""
+    for version in reversed(list_versions(repo, name)):
+        try:
+            verify_version(repo, name, version)
+            return version
+        except ModelError as exc:
+            log.warning("%s", exc)
+    return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
