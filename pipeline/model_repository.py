@@ -123,10 +123,13 @@ def publish_version(
     spec: ModelSpec,
     scripted: torch.jit.ScriptModule,
     metadata: dict[str, Any],
+    extra_files: dict[str, bytes] | None = None,
 ) -> PublishedVersion:
     """Write `<repo>/<name>/<N+1>/` atomically (build in a temporary directory, then rename).
 
     A reader never sees a half-written version: the directory appears complete or not at all.
+    `extra_files` travel with the version (e.g. `templates.json`, the parser state the model was
+    trained with), and their sha256 sums are recorded in the metadata.
     """
     model_dir = Path(repo) / spec.name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +139,12 @@ def publish_version(
         torch.jit.save(scripted, str(tmp / MODEL_FILE))
         shutil.copyfile(RUNNER_SOURCE, tmp / RUNNER_FILE)
         digest = sha256_file(tmp / MODEL_FILE)
+        extra_sums = {}
+        for file_name, data in (extra_files or {}).items():
+            if "/" in file_name or file_name in {MODEL_FILE, RUNNER_FILE, METADATA_FILE}:
+                raise ModelError(f"publish {spec.name}: extra file name {file_name!r} is not allowed")
+            (tmp / file_name).write_bytes(data)
+            extra_sums[file_name] = hashlib.sha256(data).hexdigest()
         for _ in range(100):
             version = (latest_version(repo, spec.name) or 0) + 1
             meta = {
@@ -143,6 +152,7 @@ def publish_version(
                 "model": spec.name,
                 "version": version,
                 "sha256": digest,
+                "files": extra_sums,
                 "inputs": [t.name for t in spec.inputs],
                 "outputs": [t.name for t in spec.outputs],
             }
@@ -185,6 +195,18 @@ def verify_version(repo: Path, name: str, version: int) -> dict[str, Any]:
             f"file {actual:.12}); refusing to load a corrupt or tampered model, republish it"
         )
     return metadata
+
+
+def read_version_file(repo: Path, name: str, version: int, file_name: str) -> bytes:
+    """An extra file of a version, verified against the sha256 recorded at publishing."""
+    expected = read_metadata(repo, name, version).get("files", {}).get(file_name)
+    path = Path(repo) / name / str(version) / file_name
+    if expected is None or not path.is_file():
+        raise ModelError(f"model {name} version {version}: no {file_name}; republish with it")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ModelError(f"model {name} version {version}: {file_name} fails its checksum; republish")
+    return data
 
 
 def load_version(repo: Path, name: str, version: int | None = None) -> LoadedVersion:

@@ -61,6 +61,10 @@ class Settings:
     data_dir: Path = Path("../shared/data")
     state_dir: Path = Path("var")
     # Online detection
+    app_id: str = "logad"
+    detection_model: str = "lama"  # "lama" or "deeplog": the next-event model the worker asks
+    parse_batch_size: int = 5000
+    max_record_bytes: int = 1 << 20
     window_size: int = 10
     session_timeout_s: float = 60.0
     max_batch_size: int = 1024
@@ -84,6 +88,14 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`base` (e.g. os.environ) plus every setting as a `LOGAD_*` variable, for a child process."""
+        env = dict(base or {})
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env[ENV_PREFIX + f.name.upper()] = value.reveal() if isinstance(value, Secret) else str(value)
+        return env
 
     def kafka_config(self) -> dict[str, str]:
         """librdkafka (confluent-kafka) client configuration, security options included."""

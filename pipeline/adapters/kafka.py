@@ -105,7 +105,8 @@ def consumer(settings: Settings, group_id: str, topics: list[str], **overrides: 
     }
     conf.update(overrides)
     client = Consumer(conf)
-    client.subscribe(topics)
+    if topics:
+        client.subscribe(topics)
     return client
 
 
@@ -126,3 +127,78 @@ def consume(client: Consumer, timeout_s: float, idle_s: float = 2.0) -> Iterator
             raise InfrastructureError(f"kafka: consumer error: {msg.error()}")
         last_seen = now
         yield msg
+
+
+def consumer_lag(settings: Settings, group_id: str, topics: list[str]) -> dict[str, int]:
+    """Messages not yet committed by `group_id`, per topic (a group that never committed lags fully)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    client = admin(settings)
+    metadata = client.list_topics(timeout=10).topics
+    partitions = [TopicPartition(t, p) for t in topics if t in metadata for p in metadata[t].partitions]
+    if not partitions:
+        return {}
+    future = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id, partitions)])
+    committed = {(tp.topic, tp.partition): tp.offset for tp in future[group_id].result().topic_partitions}
+    probe = Consumer({**settings.kafka_config(), "group.id": f"{group_id}-lag-probe"})
+    try:
+        lag: dict[str, int] = {}
+        for tp in partitions:
+            low, high = probe.get_watermark_offsets(tp, timeout=10)
+            done = committed.get((tp.topic, tp.partition), -1)
+            lag[tp.topic] = lag.get(tp.topic, 0) + high - (done if done >= 0 else low)
+        return lag
+    finally:
+        probe.close()
+
+
+def replay_lines(
+    settings: Settings,
+    lines: Iterable[bytes],
+    topic: str,
+    source: str,
+    lines_per_message: int = 1,
+    lines_per_s: float | None = None,
+    on_sent: Any = None,
+) -> int:
+    """Produce raw lines to `topic` (several per message when asked), optionally paced; returns lines sent.
+
+    Messages carry the `source` header and key, and `produced_at` (epoch seconds) for latency tracking.
+    """
+    out = producer(settings)
+    sent = 0
+    started = time.monotonic()
+    chunk: list[bytes] = []
+
+    def flush_chunk() -> None:
+        nonlocal chunk
+        if not chunk:
+            return
+        headers = [("source", source.encode()), ("produced_at", repr(time.time()).encode())]
+        while True:
+            try:
+                out.produce(topic, key=source.encode(), value=b"\n".join(chunk), headers=headers)
+                break
+            except BufferError:
+                out.poll(0.05)  # the local queue is full: let the broker catch up
+        out.poll(0)
+        chunk = []
+
+    for line in lines:
+        chunk.append(line.rstrip(b"\n"))
+        sent += 1
+        if len(chunk) >= lines_per_message:
+            flush_chunk()
+            if on_sent is not None:
+                on_sent(lines_per_message)
+        if lines_per_s and sent % 1000 == 0:
+            ahead = sent / lines_per_s - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    remainder = len(chunk)
+    flush_chunk()
+    if on_sent is not None and remainder:
+        on_sent(remainder)
+    if out.flush(60) != 0:
+        raise InfrastructureError(f"kafka: {len(out)} messages still unsent to {topic} after 60s")
+    return sent

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -12,6 +14,9 @@ import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from pipeline.errors import InferenceError, InfrastructureError, ModelError
+
+if TYPE_CHECKING:
+    from pipeline.scoring import NextEventBatch, NextEventScores
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +103,103 @@ class AsyncTritonClient:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+class TritonNextEventScorer:
+    """`NextEventScorer` over Triton gRPC: one request per batch, distinct rows only, cached by version.
+
+    While Triton is unreachable, `score` retries with capped exponential backoff and logs that the
+    pipeline is degraded: the stream waits (nothing is lost) and resumes when Triton returns. A batch
+    is always answered by one version: if the serving version changes, cached rows are dropped and
+    the whole batch is asked again.
+    """
+
+    OUTPUTS = ("topk_ids", "topk_probs", "next_known", "anomalous")
+
+    def __init__(
+        self,
+        grpc_url: str,
+        model: str,
+        cache_size: int = 100_000,
+        max_backoff_s: float = 5.0,
+        on_degraded: Callable[[bool], None] | None = None,
+    ) -> None:
+        from pipeline.scoring import LruCache
+
+        self.client = AsyncTritonClient(grpc_url)
+        self.model = model
+        self.cache: LruCache[bytes, tuple[np.ndarray, ...]] = LruCache(cache_size)
+        self.cache_version: int | None = None
+        self.max_backoff_s = max_backoff_s
+        self.on_degraded = on_degraded or (lambda degraded: None)
+        self.calls = 0
+        self.rows_sent = 0
+
+    async def score(self, batch: NextEventBatch) -> NextEventScores:
+        from pipeline.scoring import NextEventScores
+
+        keys = [row.tobytes() for row in np.concatenate([batch.window, batch.next_event], axis=1)]
+        rows = [self.cache.get(k) for k in keys]
+        while True:
+            todo: dict[bytes, int] = {}
+            for i, (key, row) in enumerate(zip(keys, rows, strict=True)):
+                if row is None:
+                    todo.setdefault(key, i)
+            if not todo:
+                break
+            result = await self._infer_retrying(batch, list(todo.values()))
+            if result.version != self.cache_version:
+                self.cache.clear()
+                changed = self.cache_version is not None
+                self.cache_version = result.version
+                if changed and len(todo) < len(set(keys)):
+                    # Some rows came from the old version's cache: ask again, so one version answers all.
+                    log.info(
+                        "triton %s: now serving version %d; rescoring the batch", self.model, result.version
+                    )
+                    rows = [None] * len(keys)
+                    continue
+            fresh = {
+                key: tuple(result.outputs[name][j] for name in self.OUTPUTS) for j, key in enumerate(todo)
+            }
+            for key, row in fresh.items():
+                self.cache.put(key, row)
+            rows = [row if row is not None else fresh[key] for key, row in zip(keys, rows, strict=True)]
+            break
+        full = [row for row in rows if row is not None]
+        return NextEventScores(
+            topk_ids=np.stack([r[0] for r in full]).astype(np.int64),
+            topk_probs=np.stack([r[1] for r in full]).astype(np.float32),
+            next_known=np.stack([r[2] for r in full]).reshape(-1, 1).astype(bool),
+            anomalous=np.stack([r[3] for r in full]).reshape(-1, 1).astype(bool),
+            model=self.model,
+            version=int(self.cache_version or 0),
+        )
+
+    async def _infer_retrying(self, batch: NextEventBatch, indices: list[int]) -> InferResult:
+        inputs = {"window": batch.window[indices], "next_event": batch.next_event[indices]}
+        delay, failures = 0.1, 0
+        while True:
+            try:
+                result = await self.client.infer(self.model, inputs, self.OUTPUTS)
+            except (InferenceError, ModelError) as exc:
+                failures += 1
+                if failures == 1:
+                    self.on_degraded(True)
+                log.warning(
+                    "DEGRADED: %s; retry %d in %.1fs (events wait, nothing is dropped)", exc, failures, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(self.max_backoff_s, delay * 2)
+                continue
+            if failures:
+                log.warning(
+                    "RECOVERED: triton %s answered again after %d failed attempts", self.model, failures
+                )
+                self.on_degraded(False)
+            self.calls += 1
+            self.rows_sent += len(indices)
+            return result
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,36 @@
+"""Prometheus metrics of one worker (served at /metrics by `agents.web`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.lines = Counter("logad_lines", "raw log lines parsed", registry=r)
+        self.events = Counter("logad_events", "parsed events (one per session key of a line)", registry=r)
+        self.oov = Counter("logad_oov_lines", "lines whose template is not in the deployed set", registry=r)
+        self.dead_letters = Counter(
+            "logad_dead_letters", "records sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self.alerts = Counter("logad_alerts", "alerts published", ["kind"], registry=r)
+        self.inference_latency = Histogram(
+            "logad_inference_latency_seconds",
+            "time to score one batch",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "logad_inference_batch_size",
+            "windows per scoring call",
+            buckets=(1, 8, 32, 128, 512, 2048, 8192, 32768),
+            registry=r,
+        )
+        self.degraded = Gauge("logad_degraded", "1 while the inference backend is unreachable", registry=r)
+        self.consumer_lag = Gauge("logad_consumer_lag", "messages not yet consumed", ["topic"], registry=r)
+        self.sessions = Gauge("logad_sessions_open", "sessions held in this worker's table", registry=r)
+
+    def set_degraded(self, degraded: bool) -> None:
+        self.degraded.set(1 if degraded else 0)

@@ -1,0 +1,124 @@
+"""`logad worker`, `logad replay`, `logad tail`, `logad demo`: the online pipeline from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline.settings import Settings
+
+
+def worker_argv(log_level: str = "info") -> list[str]:
+    return [sys.executable, "-m", "faust", "-A", "agents.app", "worker", "-l", log_level]
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.backend:
+        settings = settings.replace(inference_backend=args.backend)
+    if args.model:
+        settings = settings.replace(detection_model=args.model)
+    os.execvpe(sys.executable, worker_argv(args.log_level), settings.to_env(os.environ))
+    return 0  # not reached: the worker replaces this process
+
+
+def read_lines(path: Path) -> Iterator[bytes]:
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        yield from fh
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from pipeline.adapters.kafka import replay_lines
+    from pipeline.datasets import data_file
+
+    path = data_file(settings.data_dir, args.file)
+    with tqdm(unit=" lines", desc=f"replay {path.name}", file=sys.stderr) as bar:
+        sent = replay_lines(
+            settings,
+            read_lines(path),
+            settings.raw_logs_topic,
+            args.source,
+            lines_per_message=args.lines_per_message,
+            lines_per_s=args.rate,
+            on_sent=bar.update,
+        )
+    print(f"replayed {sent} lines of {path} to {settings.raw_logs_topic} (source {args.source})")
+    return 0
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.adapters.kafka import consumer
+    from pipeline.alerts import decode_alert
+    from pipeline.errors import DataError
+    from pipeline.presentation import format_alert
+
+    reader = consumer(
+        settings,
+        args.group or f"logad-tail-{os.getpid()}",
+        [settings.anomalies_topic],
+        **{"auto.offset.reset": "earliest" if args.from_beginning else "latest"},
+    )
+    try:
+        while True:
+            message = reader.poll(1.0)
+            if message is None or message.error():
+                continue
+            try:
+                print(format_alert(decode_alert(message.value()), verbose=args.verbose), flush=True)
+            except DataError as exc:
+                print(f"(unreadable alert at offset {message.offset()}: {exc})", flush=True)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        reader.close()
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        model=args.model or settings.detection_model,
+        lines=args.lines,
+        use_synthetic=args.synthetic,
+        as_json=args.json,
+        retrain=args.retrain,
+    )
+    return run_demo(settings, options)
+
+
+def register(subparsers: Any) -> None:
+    worker = subparsers.add_parser("worker", help="run the Faust worker (same as faust -A agents.app worker)")
+    worker.add_argument("--backend", choices=["triton", "torchscript"], help="inference backend")
+    worker.add_argument("--model", choices=["lama", "deeplog"], help="next-event model to follow")
+    worker.add_argument("--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    worker.set_defaults(handler=_worker)
+
+    replay = subparsers.add_parser("replay", help="produce a log file's lines to raw-logs")
+    replay.add_argument("file", help="log file (.log or .log.gz), absolute or under the data dir")
+    replay.add_argument("--source", default="hdfs", help="source name (message key and header)")
+    replay.add_argument("--lines-per-message", type=int, default=100, help="lines batched per Kafka message")
+    replay.add_argument("--rate", type=float, help="offered load in lines/s (default: as fast as possible)")
+    replay.set_defaults(handler=_replay)
+
+    tail = subparsers.add_parser("tail", help="print alerts from log-anomalies for humans")
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
+    tail.add_argument("--group", help="consumer group (default: a fresh one)")
+    tail.add_argument("--verbose", action="store_true", help="show the window and the expected events")
+    tail.set_defaults(handler=_tail)
+
+    demo = subparsers.add_parser(
+        "demo", help="the main job: servers up, models trained if missing, HDFS replayed, alerts shown"
+    )
+    demo.add_argument("--model", choices=["lama", "deeplog"], help="next-event model (default: settings)")
+    demo.add_argument("--lines", type=int, help="replay only the first N lines")
+    demo.add_argument("--synthetic", action="store_true", help="use the synthetic generator, not HDFS_100k")
+    demo.add_argument("--retrain", action="store_true", help="train and publish a new version first")
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON line last")
+    demo.set_defaults(handler=_demo)

@@ -1,0 +1,109 @@
+"""`logad train lama|deeplog`: train a next-event model and publish it to the model repository.
+
+Sessions come from a deeplog_* file (`--sessions`) or from raw log lines through the parser
+(`--logs`, with `--format`; blocks listed in `--labels` are left out as anomalous). The version
+written holds model.pt (TorchScript, vocabulary inside), metadata.json and config.pbtxt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+from pipeline.evaluation.hdfs_1_99 import (
+    add_training_arguments,
+    model_config_from_args,
+    train_config_from_args,
+)
+from pipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("train", help="train LAMA or DeepLog and publish a model version")
+    parser.add_argument("model", choices=("lama", "deeplog"))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sessions", help="normal sessions, deeplog_* format (e.g. hdfs/deeplog_train)")
+    source.add_argument("--logs", help="raw log file (.gz ok), parsed and grouped into sessions")
+    parser.add_argument("--format", default="hdfs", help="log format profile for --logs")
+    parser.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
+    parser.add_argument("--no-publish", action="store_true", help="train and report only")
+    parser.add_argument("--max-batch-size", type=int, default=4096, help="Triton max_batch_size")
+    add_training_arguments(parser)
+    parser.set_defaults(handler=_train, model_choice=None)
+
+
+def load_training_sessions(args: argparse.Namespace, settings: Settings) -> tuple[list[tuple[int, ...]], str]:
+    """Training sessions and the sha256 of the input file(s) they came from."""
+    from pipeline.datasets import data_file
+    from pipeline.datasets.sessions import block_sessions_from_lines, read_block_labels, read_session_file
+
+    if args.sessions:
+        path = data_file(settings.data_dir, args.sessions)
+        return read_session_file(path), _digest(path)
+    from pipeline.formats import get_format
+    from pipeline.templates import TemplateMiner
+
+    path = data_file(settings.data_dir, args.logs)
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        blocks = block_sessions_from_lines(fh, get_format(args.format), TemplateMiner())
+    skip = read_block_labels(data_file(settings.data_dir, args.labels)) if args.labels else frozenset()
+    sessions = [tuple(ids) for key, ids in blocks.items() if key not in skip]
+    if not sessions:
+        raise ConfigError(f"train: no sessions found in {path} with format {args.format!r}; check --format")
+    return sessions, _digest(path)
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    import torch
+
+    from pipeline.training.next_event import save_curves_png, train_next_event
+
+    torch.set_num_threads(args.threads)
+    sessions, digest = load_training_sessions(args, settings)
+    trained = train_next_event(
+        args.model, model_config_from_args(args), sessions, train_config_from_args(args)
+    )
+    curves = args.curves or Path(settings.state_dir) / "curves" / f"{args.model}.png"
+    save_curves_png(trained.curves, curves, f"{args.model} training")
+    print(f"trained {args.model}: k = {trained.top_k}, validation {trained.validation}; curves {curves}")
+    if args.no_publish:
+        return 0
+    published = publish_trained(trained, Path(settings.model_repo), digest, args.max_batch_size)
+    print(f"published {published.name} version {published.version} at {published.path}")
+    return 0
+
+
+def publish_trained(trained: Any, repo: Path, data_digest: str, max_batch_size: int = 4096) -> Any:
+    """Script the detector and write `<repo>/<kind>/<N+1>/` through the model repository."""
+    import torch
+
+    from pipeline.model_repository import ModelSpec, TensorSpec, publish_version
+    from pipeline.models.next_event import io_spec
+
+    detector = trained.detector()
+    scripted = torch.jit.script(detector)
+    spec_io = io_spec(trained.config.window_size, detector.top_k)
+    spec = ModelSpec(
+        name=trained.kind,
+        inputs=tuple(TensorSpec(n, t, d) for n, t, d in spec_io["inputs"]),
+        outputs=tuple(TensorSpec(n, t, d) for n, t, d in spec_io["outputs"]),
+        max_batch_size=max_batch_size,
+    )
+    metadata = {**trained.metadata(), "training_data_sha256": data_digest, "curves": trained.curves}
+    return publish_version(repo, spec, scripted, metadata)

@@ -1,0 +1,314 @@
+"""Online next-event detection: events in, explained alerts out, one scorer call per batch of events.
+
+The `Detector` is the whole domain logic of the detection agent: advance each event's session, gather
+every query of the batch into one `NextEventScorer` call, and turn anomalous rows into alerts, at most
+one per session per cause. It runs the same offline (`replay`), so streaming and offline results can
+be compared exactly. Causes: an event the model does not know (OOV) and an event outside the model's
+top-k (unexpected next event). Expired sessions get a final verdict from `finalize`. Sources without
+session ids (BGL) go through `WindowClassifier`: closed time windows, one ProtoSiamese call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pipeline.alerts import Alert, AlertKind, ExpectedEvent, RawCoordinates, alert_id
+from pipeline.errors import DataError, InferenceError
+from pipeline.scoring import (
+    NextEventBatch,
+    NextEventScorer,
+    NextEventScores,
+    WindowClassBatch,
+    WindowClassScorer,
+)
+from pipeline.sessions import NextEventQuery, SessionState, SessionStore, SessionTracker
+from pipeline.windows import PAD_ID
+
+log = logging.getLogger(__name__)
+
+
+class DetectableEvent(Protocol):
+    """What the detector reads from a parsed event (`pipeline.records.LogEvent`)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def session_key(self) -> str: ...
+
+    @property
+    def template_id(self) -> int: ...
+
+    @property
+    def timestamp(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """Alerts of one batch, how many queries were scored, and events refused as bad data (with why)."""
+
+    alerts: tuple[Alert, ...]
+    scored: int
+    rejected: tuple[tuple[DetectableEvent, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionVerdict:
+    """The final word on a closed session: anomalous when any cause was alerted."""
+
+    source: str
+    session_key: str
+    anomalous: bool
+    causes: tuple[str, ...]
+    event_count: int
+    first_timestamp: float | None
+    last_timestamp: float | None
+
+
+TemplateLookup = Callable[[int], str | None] | Mapping[int, str]
+
+
+class Detector:
+    """Sessions + one scorer + template texts -> alerts.
+
+    `score_first_event`: whether a session's first event (whose window is all padding) is tested
+    against the top-k. The trainer's windows (`pipeline.windows.next_event_windows`) start at the
+    second event, so by default the first event is only tested for OOV, as offline evaluation does.
+    """
+
+    def __init__(
+        self,
+        scorer: NextEventScorer,
+        templates: TemplateLookup,
+        store: SessionStore,
+        score_first_event: bool = False,
+    ) -> None:
+        self.scorer = scorer
+        self.store = store
+        self.score_first_event = score_first_event
+        self._lookup = templates.get if isinstance(templates, Mapping) else templates
+
+    async def process(self, events: Sequence[DetectableEvent], now: float | None = None) -> DetectionResult:
+        """Advance every event's session in order, score all queries in one call, return new alerts."""
+        queries: list[NextEventQuery] = []
+        owners: list[DetectableEvent] = []
+        rejected: list[tuple[DetectableEvent, str]] = []
+        for event in events:
+            try:
+                queries.append(self.store.advance(event, now))
+            except DataError as exc:
+                rejected.append((event, str(exc)))
+                continue
+            owners.append(event)
+        if not queries:
+            return DetectionResult((), 0, tuple(rejected))
+        window_size = len(queries[0].window)
+        batch = NextEventBatch.of([q.window for q in queries], [q.next_event for q in queries], window_size)
+        scores = await self.scorer.score(batch)
+        if len(scores) != len(batch):
+            raise InferenceError(
+                f"detection: scorer {scores.model} v{scores.version} returned {len(scores)} rows for a "
+                f"batch of {len(batch)}; the backend must answer every row"
+            )
+        alerts: list[Alert] = []
+        for i, (query, event) in enumerate(zip(queries, owners, strict=True)):
+            kind = self._cause(query, event, scores, i)
+            if kind is None:
+                continue
+            state = self.store.get(query.source, query.session_key)
+            if state is not None:
+                if state.has_alerted(kind):
+                    continue
+                self.store.put(state.with_alerted(kind))
+            alerts.append(self._explain(kind, query, event, state, scores, i))
+        return DetectionResult(tuple(alerts), len(queries), tuple(rejected))
+
+    def _cause(
+        self, query: NextEventQuery, event: DetectableEvent, scores: NextEventScores, row: int
+    ) -> AlertKind | None:
+        if not scores.next_known[row, 0] or getattr(event, "oov", False):
+            return AlertKind.OOV_EVENT
+        if scores.anomalous[row, 0] and (query.position > 0 or self.score_first_event):
+            return AlertKind.UNEXPECTED_NEXT_EVENT
+        return None
+
+    def _explain(
+        self,
+        kind: AlertKind,
+        query: NextEventQuery,
+        event: DetectableEvent,
+        state: SessionState | None,
+        scores: NextEventScores,
+        row: int,
+    ) -> Alert:
+        expected = tuple(
+            ExpectedEvent(int(tid), self._text(int(tid)), float(p))
+            for tid, p in zip(scores.topk_ids[row].tolist(), scores.topk_probs[row].tolist(), strict=True)
+            if tid != PAD_ID
+        )
+        # OOV: the model has never seen the event, certain; unexpected: the probability mass the model
+        # put on the events it expected, all of which the actual event missed.
+        score = 1.0 if kind is AlertKind.OOV_EVENT else min(1.0, sum(e.probability for e in expected))
+        return Alert(
+            alert_id=alert_id(query.source, query.session_key, kind),
+            source=query.source,
+            session_key=query.session_key,
+            kind=kind,
+            model=scores.model,
+            model_version=int(scores.version),
+            score=score,
+            event_template_id=query.next_event,
+            event_template=getattr(event, "template", None) or self._text(query.next_event),
+            expected=expected,
+            window=tuple(self._text(tid) for tid in query.window if tid != PAD_ID),
+            first_timestamp=state.first_ts if state is not None else event.timestamp,
+            last_timestamp=event.timestamp,
+            position=query.position,
+            raw=coordinates(event),
+        )
+
+    def _text(self, template_id: int) -> str:
+        return self._lookup(template_id) or f"<template {template_id}>"
+
+    def finalize(self, states: Iterable[SessionState]) -> list[SessionVerdict]:
+        """Final verdicts for sessions that closed (expired by inactivity or drained at the end)."""
+        return [
+            SessionVerdict(
+                source=s.source,
+                session_key=s.session_key,
+                anomalous=bool(s.alerted),
+                causes=tuple(sorted(s.alerted)),
+                event_count=s.event_count,
+                first_timestamp=s.first_ts,
+                last_timestamp=s.last_ts,
+            )
+            for s in states
+        ]
+
+
+def coordinates(event: object) -> RawCoordinates:
+    """The raw record's Kafka coordinates, when the event carries them."""
+    return RawCoordinates(
+        topic=str(getattr(event, "raw_topic", "") or ""),
+        partition=int(getattr(event, "raw_partition", -1)),
+        offset=int(getattr(event, "raw_offset", -1)),
+    )
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    alerts: tuple[Alert, ...]
+    verdicts: tuple[SessionVerdict, ...]
+    scored: int
+    rejected: int
+
+
+async def replay(
+    detector: Detector, events: Iterable[DetectableEvent], batch_size: int = 1024
+) -> ReplayResult:
+    """Run a finite stream through the detector in batches, as the agent would; close every session.
+
+    With a `SessionTracker` store, sessions expire by event time between batches and the rest are
+    drained at the end, so every session gets a verdict.
+    """
+    alerts: list[Alert] = []
+    verdicts: list[SessionVerdict] = []
+    scored = rejected = 0
+    tracker = detector.store if isinstance(detector.store, SessionTracker) else None
+    chunk: list[DetectableEvent] = []
+
+    async def flush() -> None:
+        nonlocal scored, rejected
+        result = await detector.process(chunk)
+        alerts.extend(result.alerts)
+        scored += result.scored
+        rejected += len(result.rejected)
+        chunk.clear()
+        if tracker is not None:
+            verdicts.extend(detector.finalize(tracker.expire()))
+
+    for event in events:
+        chunk.append(event)
+        if len(chunk) >= batch_size:
+            await flush()
+    if chunk:
+        await flush()
+    if tracker is not None:
+        verdicts.extend(detector.finalize(tracker.drain()))
+    return ReplayResult(tuple(alerts), tuple(verdicts), scored, rejected)
+
+
+class ClosedWindow(Protocol):
+    """A closed time window (`pipeline.time_windows.Window`): its span and template-id counts."""
+
+    @property
+    def start_s(self) -> float: ...
+
+    @property
+    def end_s(self) -> float: ...
+
+    @property
+    def counts(self) -> tuple[tuple[int, int], ...]: ...
+
+
+class WindowClassifier:
+    """Closed time windows -> one `WindowClassScorer` call -> a window-class alert per abnormal window.
+
+    The window is the session here (key `<start>-<end>`), so the one-alert-per-session-per-cause rule
+    holds by construction. `score` is the softmax over negative prototype distances at the chosen class.
+    """
+
+    def __init__(
+        self, scorer: WindowClassScorer, templates: TemplateLookup, normal_class: str = "normal"
+    ) -> None:
+        self.scorer = scorer
+        self.normal_class = normal_class
+        self._lookup = templates.get if isinstance(templates, Mapping) else templates
+
+    async def classify(self, source: str, windows: Sequence[ClosedWindow]) -> list[Alert]:
+        from pipeline.tfidf import pad_windows  # torch-backed module: imported only when windows are scored
+
+        windows = [w for w in windows if w.counts]
+        if not windows:
+            return []
+        template_ids, counts = pad_windows([dict(w.counts) for w in windows])
+        scores = await self.scorer.score(WindowClassBatch(template_ids, counts))
+        alerts = []
+        for row, window in enumerate(windows):
+            index = int(scores.class_index[row, 0])
+            name = scores.class_names[index] if index < len(scores.class_names) else f"class {index}"
+            if name == self.normal_class:
+                continue
+            distances = scores.distances[row].tolist()
+            weights = [math.exp(min(distances) - d) for d in distances]
+            key = f"{window.start_s:g}-{window.end_s:g}"
+            top_id, _ = max(window.counts, key=lambda item: (item[1], -item[0]))
+            by_count = sorted(window.counts, key=lambda item: (-item[1], item[0]))
+            alerts.append(
+                Alert(
+                    alert_id=alert_id(source, key, AlertKind.WINDOW_CLASS),
+                    source=source,
+                    session_key=key,
+                    kind=AlertKind.WINDOW_CLASS,
+                    model=scores.model,
+                    model_version=int(scores.version),
+                    score=weights[index] / sum(weights) if index < len(weights) else 1.0,
+                    event_template_id=top_id,
+                    event_template=self._text(top_id),
+                    expected=(),
+                    window=tuple(self._text(tid) for tid, _ in by_count),
+                    first_timestamp=window.start_s,
+                    last_timestamp=window.end_s,
+                    position=-1,
+                    raw=RawCoordinates(),
+                    label=name,
+                )
+            )
+        return alerts
+
+    def _text(self, template_id: int) -> str:
+        return self._lookup(template_id) or f"<template {template_id}>"

@@ -1,0 +1,307 @@
+"""Per-session state for online detection: the last l template ids, timestamps, causes already alerted.
+
+The state is a small frozen record that round-trips through a plain JSON dict, so a Faust table
+(backed by its changelog) can hold it and a restarted worker resumes where it stopped. The logic is
+pure: `advance(state, event, window_size, now)` returns the new state and the next-event query for
+the event; `is_expired(state, now, timeout_s)` decides inactivity. Time always comes in as an
+argument. `SessionTracker` keeps many sessions in memory (offline replay, tests) with memory bounded
+by expiry and a hard cap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from pipeline.errors import DataError
+from pipeline.partitioning import partition_for
+from pipeline.windows import PAD_ID
+
+log = logging.getLogger(__name__)
+
+SESSION_SCHEMA_VERSION = 1
+
+
+class SessionEvent(Protocol):
+    """What a session needs from an event (`pipeline.records.LogEvent` has these fields)."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def session_key(self) -> str: ...
+
+    @property
+    def template_id(self) -> int: ...
+
+    @property
+    def timestamp(self) -> float | None: ...
+
+
+def store_key(source: str, session_key: str) -> str:
+    """The key of a session in a table: sessions of different sources never collide."""
+    return f"{source}|{session_key}"
+
+
+@dataclass(frozen=True)
+class NextEventQuery:
+    """One next-event test: does `next_event` follow `window` (left-padded with 0 to length l)?"""
+
+    source: str
+    session_key: str
+    window: tuple[int, ...]
+    next_event: int
+    position: int  # index of the event in its session; 0 for the first event
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A session seen so far. `window` holds at most l ids, oldest first, without padding."""
+
+    source: str
+    session_key: str
+    window: tuple[int, ...] = ()
+    first_ts: float | None = None
+    last_ts: float | None = None
+    touched_at: float | None = None  # detector clock at the last event, for inactivity expiry
+    event_count: int = 0
+    alerted: frozenset[str] = field(default_factory=frozenset)  # AlertKind values already sent
+
+    @property
+    def key(self) -> str:
+        return store_key(self.source, self.session_key)
+
+    def has_alerted(self, kind: str) -> bool:
+        return kind in self.alerted
+
+    def with_alerted(self, kind: str) -> SessionState:
+        """The state after an alert of `kind` was emitted (one alert per session per cause)."""
+        return self if kind in self.alerted else replace(self, alerted=self.alerted | {kind})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain JSON-able dict (a Faust table value); lists and numbers only, no pickle."""
+        return {
+            "v": SESSION_SCHEMA_VERSION,
+            "source": self.source,
+            "session_key": self.session_key,
+            "window": list(self.window),
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "touched_at": self.touched_at,
+            "event_count": self.event_count,
+            "alerted": sorted(self.alerted),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionState:
+        """Inverse of `to_dict`; a value of another schema version or shape raises DataError."""
+        version = data.get("v") if isinstance(data, Mapping) else None
+        if version != SESSION_SCHEMA_VERSION:
+            raise DataError(
+                f"session state: expected schema v{SESSION_SCHEMA_VERSION}, got {version!r} in "
+                f"{str(data)[:120]}; drop the session table (its changelog topic) or migrate it"
+            )
+        try:
+            return cls(
+                source=str(data["source"]),
+                session_key=str(data["session_key"]),
+                window=tuple(int(i) for i in data["window"]),
+                first_ts=_optional_float(data["first_ts"]),
+                last_ts=_optional_float(data["last_ts"]),
+                touched_at=_optional_float(data["touched_at"]),
+                event_count=int(data["event_count"]),
+                alerted=frozenset(str(k) for k in data["alerted"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"session state: malformed value {str(data)[:120]} ({exc!r}); expected the fields of "
+                f"SessionState.to_dict, drop or repair the session table"
+            ) from exc
+
+
+def new_session(source: str, session_key: str) -> SessionState:
+    return SessionState(source=source, session_key=session_key)
+
+
+def advance(
+    state: SessionState, event: SessionEvent, window_size: int, now: float | None = None
+) -> tuple[SessionState, NextEventQuery]:
+    """Append one event: return the new state and the query (window before the event, the event).
+
+    `now` is the detector's clock for expiry; without it the event's timestamp is used. The clock of
+    a session never goes backwards, so a late event cannot make it look older than it is.
+    """
+    template_id = int(event.template_id)
+    if template_id <= PAD_ID:
+        raise DataError(
+            f"session {state.key}: template id must be positive (0 is padding), got {template_id}; "
+            f"the parser should dead-letter such a record"
+        )
+    if window_size < 1:
+        raise DataError(f"session {state.key}: window_size must be >= 1, got {window_size}")
+    # The padding rule of training (`pipeline.windows.last_window`), in plain tuples: this is the hot path.
+    tail = state.window[-window_size:]
+    window = (PAD_ID,) * (window_size - len(tail)) + tail
+    query = NextEventQuery(state.source, state.session_key, window, template_id, state.event_count)
+    ts = event.timestamp
+    clock = now if now is not None else ts
+    new_state = SessionState(
+        source=state.source,
+        session_key=state.session_key,
+        window=(*tail, template_id)[-window_size:],
+        first_ts=state.first_ts if state.first_ts is not None else ts,
+        last_ts=ts if ts is not None else state.last_ts,
+        touched_at=_latest(state.touched_at, clock),
+        event_count=state.event_count + 1,
+        alerted=state.alerted,
+    )
+    return new_state, query
+
+
+def is_expired(state: SessionState, now: float, timeout_s: float) -> bool:
+    """True when the session saw no event for `timeout_s` of the detector clock (or never had a clock)."""
+    return state.touched_at is None or now - state.touched_at >= timeout_s
+
+
+class SessionStore(Protocol):
+    """Where a detector keeps session states: the in-memory tracker or a Faust table (`TableSessionStore`)."""
+
+    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery: ...
+
+    def get(self, source: str, session_key: str) -> SessionState | None: ...
+
+    def put(self, state: SessionState) -> None: ...
+
+
+class TableSessionStore:
+    """Session states in any mutable mapping of plain dicts (a Faust table backed by its changelog)."""
+
+    def __init__(self, table: MutableMapping[str, Any], window_size: int) -> None:
+        self.table = table
+        self.window_size = window_size
+        # Changes are held here until `flush`: a Faust table writes one changelog message per
+        # assignment, so a batch touching a session many times should write it once.
+        self._dirty: dict[str, SessionState] = {}
+
+    def get(self, source: str, session_key: str) -> SessionState | None:
+        key = store_key(source, session_key)
+        state = self._dirty.get(key)
+        if state is not None:
+            return state
+        value = self.table.get(key)
+        return None if value is None else SessionState.from_dict(value)
+
+    def put(self, state: SessionState) -> None:
+        self._dirty[state.key] = state
+
+    def flush(self) -> int:
+        """Write the changed sessions to the table (one write each); returns how many."""
+        dirty, self._dirty = self._dirty, {}
+        for key, state in dirty.items():
+            self.table[key] = state.to_dict()
+        return len(dirty)
+
+    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery:
+        state = self.get(event.source, event.session_key) or new_session(event.source, event.session_key)
+        state, query = advance(state, event, self.window_size, now)
+        self.put(state)
+        return query
+
+    def expire(
+        self, now: float, timeout_s: float, partition: int | None = None, partitions: int = 1
+    ) -> list[SessionState]:
+        """Remove and return inactive sessions, optionally only those living on `partition`.
+
+        A Faust table writes its changelog to the partition of the event being processed, so a
+        worker may only delete the sessions of the partition whose message it is handling.
+        """
+        self.flush()
+        states = map(SessionState.from_dict, list(self.table.values()))
+        expired = [
+            s
+            for s in states
+            if is_expired(s, now, timeout_s)
+            and (partition is None or partition_for(s.session_key, partitions) == partition)
+        ]
+        for state in expired:
+            del self.table[state.key]
+        return expired
+
+
+class SessionTracker:
+    """Many sessions in memory, least recently touched first, bounded by expiry and `max_sessions`.
+
+    The tracker keeps a high-water mark of the clock, so its order by last touch is also its order by
+    `touched_at` and `expire` stops at the first live session instead of scanning all of them.
+    """
+
+    def __init__(self, window_size: int, timeout_s: float, max_sessions: int = 1_000_000) -> None:
+        if window_size < 1 or timeout_s <= 0 or max_sessions < 1:
+            raise DataError(
+                f"session tracker: expected window_size >= 1, timeout_s > 0, max_sessions >= 1; got "
+                f"{window_size}, {timeout_s}, {max_sessions}"
+            )
+        self.window_size = window_size
+        self.timeout_s = timeout_s
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, SessionState] = OrderedDict()
+        self._clock: float | None = None
+        self._evicted: list[SessionState] = []
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __iter__(self) -> Iterator[SessionState]:
+        return iter(list(self._sessions.values()))
+
+    def get(self, source: str, session_key: str) -> SessionState | None:
+        return self._sessions.get(store_key(source, session_key))
+
+    def put(self, state: SessionState) -> None:
+        """Replace a session's state without touching its recency (e.g. to record an alert)."""
+        self._sessions[state.key] = state
+
+    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery:
+        """Advance the event's session (created on first sight) and return its query."""
+        self._clock = _latest(self._clock, now if now is not None else event.timestamp)
+        key = store_key(event.source, event.session_key)
+        state = self._sessions.pop(key, None) or new_session(event.source, event.session_key)
+        state, query = advance(state, event, self.window_size, self._clock)
+        self._sessions[key] = state
+        if len(self._sessions) > self.max_sessions:
+            _, oldest = self._sessions.popitem(last=False)
+            log.warning("session tracker full (%d): closing %s early", self.max_sessions, oldest.key)
+            self._evicted.append(oldest)
+        return query
+
+    def expire(self, now: float | None = None) -> list[SessionState]:
+        """Remove and return sessions inactive for `timeout_s` (and any evicted by the cap)."""
+        self._clock = _latest(self._clock, now)
+        expired, self._evicted = self._evicted, []
+        while self._sessions and self._clock is not None:
+            key, state = next(iter(self._sessions.items()))
+            if not is_expired(state, self._clock, self.timeout_s):
+                break
+            del self._sessions[key]
+            expired.append(state)
+        return expired
+
+    def drain(self) -> list[SessionState]:
+        """Remove and return every session (end of an offline replay)."""
+        states = [*self._evicted, *self._sessions.values()]
+        self._evicted = []
+        self._sessions.clear()
+        return states
+
+
+def _latest(current: float | None, candidate: float | None) -> float | None:
+    if candidate is None:
+        return current
+    return candidate if current is None else max(current, candidate)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

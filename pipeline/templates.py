@@ -1,0 +1,371 @@
+"""Log templates: Drain3 mining with stable, text-derived ids, an exact cache, and JSON state.
+
+A `TemplateMiner` wraps drain3's own `TemplateMiner` (its masker and its `Drain` tree) and adds:
+- stable ids: `template_id(text)` hashes the template text, so every worker, restart and model
+  version agrees on an id without coordination;
+- two modes: LEARN mines templates (training); MATCH matches against a frozen set (online) and
+  reports unknown lines as OOV with the template they would have had;
+- a cache keyed by the masked line that returns exactly what Drain3 would (see `learn`);
+- state as JSON bytes (never pickle: state may come from a topic a network peer can write).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from drain3 import TemplateMiner as Drain3Miner
+from drain3.drain import LogCluster, Node
+from drain3.masking import MaskingInstruction
+from drain3.template_miner_config import TemplateMinerConfig
+
+from pipeline.errors import ConfigError, DataError
+from pipeline.records import TemplateRecord
+
+log = logging.getLogger(__name__)
+
+PAD_ID = 0
+_ID_SHIFT = 12  # 64-bit digest >> 12 leaves 52 bits: exact in float64 and JSON numbers everywhere.
+
+
+def template_id(text: str) -> int:
+    """Stable positive id (< 2**52) of a template text; never 0, which is the padding id."""
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> _ID_SHIFT) or 1
+
+
+@dataclass(frozen=True)
+class MaskingRule:
+    """Replace every match of `pattern` by `<name>` before Drain sees the line."""
+
+    name: str
+    pattern: str
+
+
+_START = r"((?<=[^A-Za-z0-9])|^)"
+_END = r"((?=[^A-Za-z0-9])|$)"
+
+BLOCK_ID = MaskingRule("BLK", r"blk_-?\d+")
+IP = MaskingRule("IP", _START + r"(\d{1,3}\.){3}\d{1,3}(:\d{1,5})?" + _END)
+PATH = MaskingRule("PATH", r"(?<!\S)/\S*/\S*")
+HEX = MaskingRule("HEX", _START + r"0[xX][0-9a-fA-F]+" + _END)
+NUMBER = MaskingRule("NUM", _START + r"[\-\+]?\d+" + _END)
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    """Masking rules, applied in order.
+
+    `token_local` promises that no rule matches whitespace and that rules look past their match
+    only for a non-alphanumeric character or a line boundary (true for the built-in rules). Then
+    masking a line equals masking each whitespace-separated token on its own, which lets the miner
+    memoize tokens. Leave it False for user rules unless that promise holds.
+    """
+
+    rules: tuple[MaskingRule, ...] = (BLOCK_ID, IP, PATH, HEX, NUMBER)
+    token_local: bool = True
+
+    @classmethod
+    def from_dicts(cls, rules: list[dict[str, str]], token_local: bool = False) -> MaskingConfig:
+        """Rules from configuration: `[{"name": "UUID", "pattern": "..."}]`."""
+        try:
+            return cls(tuple(MaskingRule(r["name"], r["pattern"]) for r in rules), token_local)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"masking config: each rule needs 'name' and 'pattern' strings, got {rules!r}"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class DrainConfig:
+    """Drain settings. sim_th 0.85 was tuned on loghub HDFS_100k (see `logad evaluate parsing-hdfs`):
+    named masks count as equal tokens, so a lower threshold merges `... terminating` with
+    `... Interrupted`."""
+
+    depth: int = 4
+    sim_th: float = 0.85
+    max_children: int = 100
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+    def to_drain3(self) -> TemplateMinerConfig:
+        """drain3's config object, built in code: never read from a drain3.ini in the working dir."""
+        config = TemplateMinerConfig()
+        config.drain_depth = self.depth
+        config.drain_sim_th = self.sim_th
+        config.drain_max_children = self.max_children
+        config.drain_max_clusters = None  # LRU eviction would invalidate cached matches silently
+        config.drain_extra_delimiters = []  # token-local masking assumes whitespace-only splitting
+        config.masking_instructions = [MaskingInstruction(r.pattern, r.name) for r in self.masking.rules]
+        config.mask_prefix, config.mask_suffix = "<", ">"
+        config.snapshot_compress_state = False
+        config.profiling_enabled = False
+        return config
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "depth": self.depth,
+            "sim_th": self.sim_th,
+            "max_children": self.max_children,
+            "masking": [{"name": r.name, "pattern": r.pattern} for r in self.masking.rules],
+            "token_local": self.masking.token_local,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> DrainConfig:
+        masking = MaskingConfig.from_dicts(raw["masking"], bool(raw["token_local"]))
+        return cls(int(raw["depth"]), float(raw["sim_th"]), int(raw["max_children"]), masking)
+
+
+class MinerMode(enum.Enum):
+    LEARN = "learn"
+    MATCH = "match"
+
+
+class Change(enum.Enum):
+    """What a line did to the template set (drain3's change types, plus OOV in match mode)."""
+
+    NONE = "none"
+    CREATED = "cluster_created"
+    CHANGED = "cluster_template_changed"
+    OOV = "oov"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateMatch:
+    """The template a line belongs to. For OOV lines, the template it would have had."""
+
+    template_id: int
+    template: str
+    cluster_id: int  # 0 for OOV
+    change: Change
+    replaces_id: int = PAD_ID  # on CHANGED: the id of the template before this line generalized it
+
+    @property
+    def oov(self) -> bool:
+        return self.change is Change.OOV
+
+
+STATE_FORMAT = "logad-templates/1"
+_TOKEN_MEMO_MAX = 200_000
+_LINE_CACHE_MAX = 200_000
+
+
+class TemplateMiner:
+    """Drain3 with stable ids, learn/match modes and an exact masked-line cache."""
+
+    def __init__(self, config: DrainConfig | None = None, mode: MinerMode = MinerMode.LEARN) -> None:
+        self.config = config or DrainConfig()
+        self.mode = mode
+        self._miner = Drain3Miner(config=self.config.to_drain3())
+        self._drain = self._miner.drain
+        self._masker = self._miner.masker
+        self._token_memo: dict[str, str] = {}
+        # masked line -> (match, cluster, token count, generation of that token-count group)
+        self._learned: dict[str, tuple[TemplateMatch, LogCluster, int, int]] = {}
+        self._matched: dict[str, TemplateMatch] = {}
+        self._generation: dict[int, int] = {}
+        self._ids: dict[int, int] = {}  # cluster id -> current template id
+        self.cache_hits = 0
+
+    # masking ---------------------------------------------------------------------------------
+    def mask(self, content: str) -> str:
+        """The masked line, tokens joined by one space (exactly the tokens Drain3 would see)."""
+        if not self.config.masking.token_local:
+            return " ".join(self._masker.mask(content).split())
+        memo = self._token_memo
+        out = []
+        for token in content.split():
+            masked = memo.get(token)
+            if masked is None:
+                masked = self._masker.mask(token)
+                if len(memo) >= _TOKEN_MEMO_MAX:
+                    memo.clear()
+                memo[token] = masked
+            out.append(masked)
+        return " ".join(out)
+
+    # modes -----------------------------------------------------------------------------------
+    def process(self, content: str) -> TemplateMatch:
+        """`learn` or `match`, by the miner's mode."""
+        return self.learn(content) if self.mode is MinerMode.LEARN else self.match(content)
+
+    def learn(self, content: str) -> TemplateMatch:
+        """Add a line to Drain and return its template.
+
+        The cache is exact: Drain's answer for a masked line depends only on the clusters with the
+        same token count. Every call that creates or changes a cluster bumps that group's
+        generation; a cached answer is reused only while its group's generation is unchanged, in
+        which case Drain would find the same cluster with change "none" and only grow its size.
+        """
+        if self.mode is not MinerMode.LEARN:
+            raise ConfigError("template miner: learn() called in match mode; use match() or a new miner")
+        masked = self.mask(content)
+        entry = self._learned.get(masked)
+        if entry is not None:
+            match, cluster, length, generation = entry
+            if self._generation.get(length, 0) == generation:
+                cluster.size += 1
+                self.cache_hits += 1
+                return match
+        cluster, change_type = self._drain.add_log_message(masked)
+        length = len(cluster.log_template_tokens)
+        text = cluster.get_template()
+        new_id = template_id(text)
+        change = Change(change_type)
+        if change is Change.NONE:
+            match = TemplateMatch(new_id, text, cluster.cluster_id, change)
+            if len(self._learned) >= _LINE_CACHE_MAX:
+                self._learned.clear()
+            self._learned[masked] = (match, cluster, length, self._generation.get(length, 0))
+            return match
+        self._generation[length] = self._generation.get(length, 0) + 1
+        previous = self._ids.get(cluster.cluster_id, PAD_ID)
+        self._ids[cluster.cluster_id] = new_id
+        return TemplateMatch(new_id, text, cluster.cluster_id, change, previous)
+
+    def match(self, content: str) -> TemplateMatch:
+        """Match against the current templates without changing them; unknown lines are OOV.
+
+        An OOV line's template is its masked text: what learning would create for it.
+        """
+        masked = self.mask(content)
+        cached = self._matched.get(masked)
+        if cached is not None:
+            self.cache_hits += 1
+            return cached
+        cluster = self._drain.match(masked, full_search_strategy="fallback")
+        if cluster is None:
+            result = TemplateMatch(template_id(masked), masked, 0, Change.OOV)
+        else:
+            text = cluster.get_template()
+            result = TemplateMatch(template_id(text), text, cluster.cluster_id, Change.NONE)
+        if len(self._matched) >= _LINE_CACHE_MAX:
+            self._matched.clear()
+        self._matched[masked] = result
+        return result
+
+    def freeze(self) -> None:
+        """Switch to match mode: the template set no longer changes."""
+        self.mode = MinerMode.MATCH
+        self._learned.clear()
+
+    # templates -------------------------------------------------------------------------------
+    def template_of_cluster(self, cluster_id: int) -> str:
+        """The cluster's current (after learning: final) template text."""
+        return self._drain.id_to_cluster[cluster_id].get_template()
+
+    def templates(self) -> dict[int, str]:
+        """Current templates by stable id."""
+        return {template_id(c.get_template()): c.get_template() for c in self._drain.clusters}
+
+    def cluster_sizes(self) -> dict[int, int]:
+        return {c.cluster_id: c.size for c in self._drain.clusters}
+
+    # state -----------------------------------------------------------------------------------
+    def save_state(self) -> bytes:
+        """JSON bytes holding the config, the clusters and Drain's prefix tree (exact restore)."""
+        clusters = [[c.cluster_id, c.size, list(c.log_template_tokens)] for c in self._drain.clusters]
+        return orjson.dumps(
+            {
+                "format": STATE_FORMAT,
+                "config": self.config.to_json(),
+                "mode": self.mode.value,
+                "clusters_counter": self._drain.clusters_counter,
+                "clusters": clusters,
+                "tree": _node_to_json(self._drain.root_node),
+            }
+        )
+
+    @classmethod
+    def load_state(cls, data: bytes) -> TemplateMiner:
+        """A miner restored from `save_state()` bytes; raises `DataError` on malformed state."""
+        try:
+            state = orjson.loads(data)
+            if state.get("format") != STATE_FORMAT:
+                raise ValueError(f"format {state.get('format')!r}, expected {STATE_FORMAT!r}")
+            miner = cls(DrainConfig.from_json(state["config"]), MinerMode(state["mode"]))
+            drain = miner._drain
+            for cluster_id, size, tokens in state["clusters"]:
+                cluster = LogCluster([str(t) for t in tokens], int(cluster_id))
+                cluster.size = int(size)
+                drain.id_to_cluster[cluster.cluster_id] = cluster
+                miner._ids[cluster.cluster_id] = template_id(cluster.get_template())
+            drain.clusters_counter = int(state["clusters_counter"])
+            drain.root_node = _node_from_json(state["tree"])
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"template miner load_state: expected JSON from TemplateMiner.save_state(), got "
+                f"{len(data)} bytes that do not parse ({exc}); delete the state file to relearn"
+            ) from exc
+        log.info("template miner: restored %d clusters", len(drain.id_to_cluster))
+        return miner
+
+
+def _node_to_json(node: Node) -> dict[str, Any]:
+    return {
+        "ids": list(node.cluster_ids),
+        "children": {k: _node_to_json(v) for k, v in node.key_to_child_node.items()},
+    }
+
+
+def _node_from_json(raw: dict[str, Any]) -> Node:
+    node = Node()
+    node.cluster_ids = [int(i) for i in raw["ids"]]
+    node.key_to_child_node = {str(k): _node_from_json(v) for k, v in raw["children"].items()}
+    return node
+
+
+@dataclass
+class TemplateEntry:
+    """Registry state for one template id."""
+
+    template: str
+    first_seen: float
+    count: int = 0
+    replaces_id: int = PAD_ID
+
+
+class TemplateRegistry:
+    """Id -> template text, first seen, count: the content of the compacted `log-templates` topic.
+
+    `observe` returns a `TemplateRecord` to publish when an id is new (a new template, a changed
+    template, or an OOV line's would-be template for the next training run); counts are published
+    with `records()` on the caller's schedule.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, TemplateEntry] = {}
+
+    def observe(self, match: TemplateMatch, now_s: float) -> TemplateRecord | None:
+        entry = self._entries.get(match.template_id)
+        if entry is not None:
+            entry.count += 1
+            return None
+        entry = TemplateEntry(match.template, now_s, 1, match.replaces_id)
+        self._entries[match.template_id] = entry
+        return self._record(match.template_id, entry, oov=match.oov)
+
+    def load(self, record: TemplateRecord) -> None:
+        """Adopt a record read back from the topic (restart); keeps the earliest first_seen."""
+        entry = self._entries.get(record.template_id)
+        if entry is None or record.first_seen < entry.first_seen:
+            self._entries[record.template_id] = TemplateEntry(
+                record.template, record.first_seen, record.count, record.replaces_id
+            )
+
+    def records(self) -> list[TemplateRecord]:
+        return [self._record(tid, e, oov=False) for tid, e in self._entries.items()]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, tid: object) -> bool:
+        return tid in self._entries
+
+    @staticmethod
+    def _record(tid: int, entry: TemplateEntry, oov: bool) -> TemplateRecord:
+        return TemplateRecord(tid, entry.template, entry.first_seen, entry.count, entry.replaces_id, oov)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+import pytest
+
+from pipeline.alerts import (
+    ALERT_SCHEMA_VERSION,
+    Alert,
+    AlertKind,
+    ExpectedEvent,
+    RawCoordinates,
+    alert_id,
+    decode_alert,
+    deduplicate,
+    encode_alert,
+)
+from pipeline.errors import DataError
+
+
+def make_alert(
+    kind: AlertKind = AlertKind.UNEXPECTED_NEXT_EVENT, session: str = "blk_-1608999687919862906"
+) -> Alert:
+    return Alert(
+        alert_id=alert_id("hdfs", session, kind),
+        source="hdfs",
+        session_key=session,
+        kind=kind,
+        model="lama",
+        model_version=3,
+        score=0.875,
+        event_template_id=123456789012345,
+        event_template="Unexpected error trying to delete block <*>",
+        expected=(ExpectedEvent(11, "Receiving block <*> src: <*> dest: <*>", 0.5),),
+        window=("Verification succeeded for <*>",),
+        first_timestamp=1226235318.0,
+        last_timestamp=None,
+        position=7,
+        raw=RawCoordinates("raw-logs", 2, 4711),
+    )
+
+
+@pytest.mark.parametrize("kind", list(AlertKind))
+def test_round_trip(kind: AlertKind) -> None:
+    alert = make_alert(kind)
+    data = encode_alert(alert)
+    assert decode_alert(data) == alert
+    obj = orjson.loads(data)
+    assert obj["schema"] == ALERT_SCHEMA_VERSION and obj["kind"] == kind.value
+    assert obj["raw"] == {"topic": "raw-logs", "partition": 2, "offset": 4711}
+
+
+def test_id_is_stable_and_distinguishes_source_session_kind() -> None:
+    base = alert_id("hdfs", "blk_1", AlertKind.OOV_EVENT)
+    assert base == alert_id("hdfs", "blk_1", AlertKind("oov_event"))
+    assert len(base) == 32 and int(base, 16) >= 0
+    others = {
+        alert_id("bgl", "blk_1", AlertKind.OOV_EVENT),
+        alert_id("hdfs", "blk_2", AlertKind.OOV_EVENT),
+        alert_id("hdfs", "blk_1", AlertKind.UNEXPECTED_NEXT_EVENT),
+    }
+    assert base not in others and len(others) == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"{not json", "expected JSON"),
+        (b"[1, 2]", "expected schema"),
+        (orjson.dumps({**orjson.loads(encode_alert(make_alert())), "schema": 99}), "got 99"),
+        (orjson.dumps({**orjson.loads(encode_alert(make_alert())), "kind": "nope"}), "malformed"),
+        (
+            orjson.dumps({k: v for k, v in orjson.loads(encode_alert(make_alert())).items() if k != "raw"}),
+            "malformed",
+        ),
+    ],
+)
+def test_bad_alert_raises_data_error(data: bytes, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        decode_alert(data)
+
+
+def test_deduplicate_keeps_first_per_session_and_cause() -> None:
+    first = make_alert()
+    resent = dataclasses.replace(first, score=0.1, position=9)
+    other_kind = make_alert(AlertKind.OOV_EVENT)
+    other_session = make_alert(session="blk_2")
+    assert deduplicate([first, other_kind, resent, other_session]) == [first, other_kind, other_session]
+
+
+def test_alerts_are_keyed_by_session() -> None:
+    assert make_alert(session="blk_42").kafka_key() == b"blk_42"

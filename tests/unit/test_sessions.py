@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from pipeline.errors import DataError
+from pipeline.sessions import (
+    SessionState,
+    SessionTracker,
+    TableSessionStore,
+    advance,
+    is_expired,
+    new_session,
+)
+from pipeline.windows import last_window, next_event_windows
+
+
+@dataclass(frozen=True)
+class Ev:
+    session_key: str
+    template_id: int
+    timestamp: float | None = None
+    source: str = "hdfs"
+
+
+@pytest.mark.parametrize(
+    ("ids", "window_size"),
+    [
+        ([5], 3),
+        ([5, 22, 5, 11, 9, 11, 9, 26, 26, 23], 3),
+        ([5, 22, 5, 11, 9, 11, 9, 26, 26, 23, 4, 4], 10),
+        ([7, 7, 7, 7], 1),
+    ],
+)
+def test_queries_match_training_windows(ids: list[int], window_size: int) -> None:
+    state = new_session("hdfs", "blk_1")
+    queries = []
+    for i, tid in enumerate(ids):
+        state, query = advance(state, Ev("blk_1", tid, float(i)), window_size)
+        queries.append(query)
+    assert queries[0].window == (0,) * window_size and queries[0].position == 0
+    windows, nexts = next_event_windows(ids, window_size)
+    assert [q.window for q in queries[1:]] == [tuple(w) for w in windows.tolist()]
+    assert [q.next_event for q in queries[1:]] == nexts.tolist()
+    assert [q.position for q in queries] == list(range(len(ids)))
+    assert [q.window for q in queries] == [
+        tuple(last_window(ids[:i], window_size).tolist()) for i in range(len(ids))
+    ]
+    assert state.window == tuple(ids[-window_size:])
+    assert (state.event_count, state.first_ts, state.last_ts) == (len(ids), 0.0, float(len(ids) - 1))
+
+
+def test_state_round_trips_through_json() -> None:
+    state = new_session("bgl", "node-7")
+    for tid, ts in [(3, 10.0), (4, None), (9, 12.5)]:
+        state, _ = advance(state, Ev("node-7", tid, ts, "bgl"), 2, now=100.0)
+    state = state.with_alerted("oov_event").with_alerted("oov_event")
+    data = json.loads(json.dumps(state.to_dict()))
+    assert SessionState.from_dict(data) == state
+    assert data["window"] == [4, 9] and data["alerted"] == ["oov_event"] and data["last_ts"] == 12.5
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"v": 2, "source": "s", "session_key": "k"},
+        {"source": "s"},
+        "not a dict",
+        {**new_session("s", "k").to_dict(), "window": "abc"},
+        {k: v for k, v in new_session("s", "k").to_dict().items() if k != "event_count"},
+    ],
+)
+def test_bad_state_raises_data_error(value: object) -> None:
+    with pytest.raises(DataError, match="session state"):
+        SessionState.from_dict(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("template_id", [0, -3])
+def test_padding_or_negative_id_is_rejected(template_id: int) -> None:
+    with pytest.raises(DataError, match="positive"):
+        advance(new_session("s", "k"), Ev("k", template_id), 3)
+
+
+@pytest.mark.parametrize(
+    ("touched_at", "now", "timeout_s", "expected"),
+    [(10.0, 69.9, 60.0, False), (10.0, 70.0, 60.0, True), (None, 0.0, 60.0, True), (50.0, 40.0, 5.0, False)],
+)
+def test_is_expired(touched_at: float | None, now: float, timeout_s: float, expected: bool) -> None:
+    state = SessionState("s", "k", touched_at=touched_at)
+    assert is_expired(state, now, timeout_s) is expected
+
+
+def test_session_clock_never_goes_back() -> None:
+    state, _ = advance(new_session("s", "k"), Ev("k", 1, 100.0), 3)
+    state, _ = advance(state, Ev("k", 2, 40.0), 3)
+    assert state.touched_at == 100.0 and state.first_ts == 100.0 and state.last_ts == 40.0
+
+
+def test_tracker_expires_inactive_sessions_only() -> None:
+    tracker = SessionTracker(window_size=3, timeout_s=10.0)
+    tracker.advance(Ev("a", 1, 0.0))
+    tracker.advance(Ev("b", 1, 5.0))
+    tracker.advance(Ev("a", 2, 8.0))
+    assert tracker.expire() == []
+    assert [s.session_key for s in tracker.expire(now=15.0)] == ["b"]
+    assert len(tracker) == 1 and tracker.get("hdfs", "a") is not None
+    assert [s.session_key for s in tracker.expire(now=18.0)] == ["a"]
+    assert len(tracker) == 0
+
+
+def test_tracker_cap_evicts_least_recent_and_reports_it() -> None:
+    tracker = SessionTracker(window_size=2, timeout_s=1e9, max_sessions=2)
+    for key, ts in [("a", 1.0), ("b", 2.0), ("a", 3.0), ("c", 4.0)]:
+        tracker.advance(Ev(key, 1, ts))
+    assert len(tracker) == 2 and tracker.get("hdfs", "b") is None
+    expired = tracker.expire()
+    assert [s.session_key for s in expired] == ["b"]
+    assert sorted(s.session_key for s in tracker.drain()) == ["a", "c"] and len(tracker) == 0
+
+
+def test_table_store_matches_tracker_and_expires() -> None:
+    events = [Ev(k, t, ts) for k, t, ts in [("a", 1, 0.0), ("b", 2, 1.0), ("a", 3, 2.0), ("b", 4, 30.0)]]
+    table: dict[str, dict] = {}
+    store, tracker = TableSessionStore(table, 2), SessionTracker(2, 10.0)
+    assert [store.advance(e) for e in events] == [tracker.advance(e) for e in events]
+    assert all(isinstance(v, dict) for v in table.values())
+    assert store.get("hdfs", "a") == tracker.get("hdfs", "a")
+    assert [s.session_key for s in store.expire(now=35.0, timeout_s=10.0)] == ["a"]
+    assert list(table) == ["hdfs|b"]
+
+
+def test_window_arrays_are_int64_compatible() -> None:
+    _, query = advance(new_session("s", "k"), Ev("k", 2**52 - 1), 4)
+    assert np.asarray([query.window], dtype=np.int64).shape == (1, 4)
+
+
+class CountingTable(dict):
+    """A dict that counts assignments, like the changelog messages a Faust table would send."""
+
+    writes = 0
+
+    def __setitem__(self, key: str, value: dict) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def test_table_store_writes_each_touched_session_once_per_flush() -> None:
+    table = CountingTable()
+    store = TableSessionStore(table, 3)
+    for i, key in enumerate(["a", "a", "b", "a", "b"]):
+        store.advance(Ev(key, i + 1, float(i)))
+    assert table.writes == 0 and store.get("hdfs", "a") is not None
+    assert store.flush() == 2 and table.writes == 2
+    assert SessionState.from_dict(table["hdfs|a"]).window[-3:] == (1, 2, 4)
