@@ -55,19 +55,31 @@ async def detect(stream: faust.StreamT) -> None:
                 await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
             for rejected, reason in result.rejected:
                 log.warning("detect: event of session %s rejected: %s", rejected.session_key, reason)
-        _expire(message.partition)
+        await _expire(message.partition)
 
 
-def _expire(partition: int) -> None:
+async def _expire(partition: int) -> None:
     now = wall_clock()
     if now - _last_expiry.get(partition, 0.0) < EXPIRE_EVERY_S:
         return
     _last_expiry[partition] = now
     closed = store.expire(now, settings.session_timeout_s, partition, settings.topic_partitions)
     if closed:
+        end_id = follower.current().session_end_id
+        for alert in await detector.close(closed, end_id, settings.window_size):
+            metrics.alerts.labels(kind=alert.kind.value).inc()
+            await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
         verdicts = detector.finalize(closed)
         flagged = sum(1 for v in verdicts if v.anomalous)
         log.info(
             "detect: closed %d idle sessions on partition %d (%d anomalous)", len(closed), partition, flagged
         )
     metrics.sessions.set(len(sessions))
+
+
+@app.timer(interval=EXPIRE_EVERY_S, on_leader=True)
+async def tick() -> None:
+    """An empty batch to every partition, so idle partitions still expire (and close) their sessions."""
+    empty = EventBatch(()).encode()
+    for partition in range(settings.topic_partitions):
+        await log_events.send(key=b"tick", value=empty, partition=partition)

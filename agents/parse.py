@@ -46,31 +46,30 @@ def source_of(message: Any) -> str:
 
 @app.agent(raw_logs)
 async def parse(stream: faust.StreamT) -> None:
-    async for batch in stream.take_events(settings.parse_batch_size, within=settings.batch_timeout_s):
+    # One raw message at a time: faust's take_events() can pair a buffered value with another
+    # message's event when messages arrive while a batch is handled, which loses records. Producers
+    # batch many lines per message (`logad replay --lines-per-message`), and each message's events
+    # go out as one log-events message per partition.
+    async for event in stream.events():
+        message = event.message
+        raw = SourceOffset(message.topic, message.partition, message.offset)
+        value = bytes(event.value) if isinstance(event.value, bytes | bytearray) else b""
         parser = current_parser()
-        now = wall_clock()
-        keyed = []
-        for event in batch:
-            message = event.message
-            raw = SourceOffset(message.topic, message.partition, message.offset)
-            value = event.value if isinstance(event.value, bytes | bytearray) else b""
-            records_before = parser.stats.records
-            try:
-                result = parser.parse(bytes(value), source_of(message), raw, now)
-            except Exception as exc:  # a parser bug must not stop the stream; the record is kept
-                log.exception("parse: unexpected failure at %s", raw)
-                result = None
-                await _dead_letter(DeadLetter("internal-error", "parse", bytes(value), raw, repr(exc)))
-            if result is None:
-                continue
-            metrics.lines.inc(parser.stats.records - records_before)
-            metrics.events.inc(len(result.events))
-            metrics.oov.inc(sum(1 for e in result.events if e.oov))
-            keyed.extend((e.session_key, e) for e in result.events)
-            for dead in result.dead_letters:
-                await _dead_letter(dead)
-            for record in result.new_templates:
-                await templates.send(key=record.key, value=record.encode())
+        records_before = parser.stats.records
+        try:
+            result = parser.parse(value, source_of(message), raw, wall_clock())
+        except Exception as exc:  # a parser bug must not stop the stream; the record is kept
+            log.exception("parse: unexpected failure at %s", raw)
+            await _dead_letter(DeadLetter("internal-error", "parse", value, raw, repr(exc)))
+            continue
+        metrics.lines.inc(parser.stats.records - records_before)
+        metrics.events.inc(len(result.events))
+        metrics.oov.inc(sum(1 for e in result.events if e.oov))
+        for dead in result.dead_letters:
+            await _dead_letter(dead)
+        for record in result.new_templates:
+            await templates.send(key=record.key, value=record.encode())
+        keyed = [(e.session_key, e) for e in result.events]
         for partition, events in group_by_partition(keyed, settings.topic_partitions).items():
             await log_events.send(
                 key=f"partition-{partition}".encode(),

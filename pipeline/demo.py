@@ -38,6 +38,7 @@ class DemoOptions:
     retrain: bool = False
     synthetic_lines: int = 100_000
     quiet_s: float = 4.0
+    session_timeout_s: float = 5.0
     timeout_s: float = 900.0
 
 
@@ -71,7 +72,7 @@ def load_input(settings: Settings, options: DemoOptions) -> DemoInput:
 def ensure_model(settings: Settings, options: DemoOptions, data: DemoInput) -> tuple[int, list[str]]:
     """Train and publish when no valid version exists (or --retrain). Returns (version, test blocks)."""
     from pipeline.formats import HDFS
-    from pipeline.training.next_event import TrainConfig
+    from pipeline.training.next_event import DEFAULT_EPOCHS, TrainConfig
     from pipeline.training.raw_logs import (
         mine_sessions,
         publish_trained,
@@ -92,7 +93,11 @@ def ensure_model(settings: Settings, options: DemoOptions, data: DemoInput) -> t
         return version, sorted(k for k in mined.sessions if k not in train)
     print(f"model: training {options.model} on 80% of the normal blocks of {data.name} (progress below)")
     trained, mined, train_keys, test_keys = train_from_raw_lines(
-        options.model, data.lines, HDFS, data.anomalous_blocks, TrainConfig(seed=0)
+        options.model,
+        data.lines,
+        HDFS,
+        data.anomalous_blocks,
+        TrainConfig(seed=0, epochs=DEFAULT_EPOCHS[options.model]),
     )
     published = publish_trained(
         repo,
@@ -227,7 +232,9 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         detection_model=options.model,
         inference_backend="triton",
         web_port=web_port,
-        app_id="logad-demo",
+        app_id=f"logad-demo-{run_id}",  # a fresh session table per run: nothing to recover
+        # A replay is minutes of logs in seconds: close idle sessions soon so their ends are scored.
+        session_timeout_s=options.session_timeout_s,
     )
     logs = Path(settings.state_dir) / "demo"
     logs.mkdir(parents=True, exist_ok=True)
@@ -261,7 +268,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 web_port, "logad_dead_letters_total"
             )
             quiet = time.monotonic() - collector.last_alert_at > options.quiet_s
-            if handled >= sent and sum(lag.values()) == 0 and quiet:
+            open_sessions = worker_counter(web_port, "logad_sessions_open")
+            if handled >= sent and sum(lag.values()) == 0 and open_sessions == 0 and quiet:
                 break
             if worker.poll() is not None:
                 raise InfrastructureError(

@@ -34,14 +34,21 @@ class TemplateSet:
     log_format: LogFormat
     miner: TemplateMiner
     texts: dict[int, str]
+    session_end_id: int | None  # the end-of-session marker the model predicts, if it was trained with one
 
 
 def load_template_set(repo: Path, model: str, version: int) -> TemplateSet:
     metadata = read_metadata(repo, model, version)
     miner = TemplateMiner.load_state(read_version_file(repo, model, version, TEMPLATES_FILE))
     miner.freeze()
+    end = metadata.get("session_end_id")
     return TemplateSet(
-        model, version, get_format(str(metadata.get("log_format", "hdfs"))), miner, miner.templates()
+        model,
+        version,
+        get_format(str(metadata.get("log_format", "hdfs"))),
+        miner,
+        miner.templates(),
+        int(end) if end is not None else None,
     )
 
 

@@ -174,6 +174,34 @@ class Detector:
     def _text(self, template_id: int) -> str:
         return self._lookup(template_id) or f"<template {template_id}>"
 
+    async def close(
+        self, states: Sequence[SessionState], session_end_id: int | None, window_size: int
+    ) -> list[Alert]:
+        """Score the end of closed sessions (models trained with an end-of-session marker).
+
+        A session that stops too early (HDFS blocks cut short) is abnormal only at its end, so when
+        the deployed model predicts `session_end_id`, the end is one more next-event test.
+        """
+        closing = [s for s in states if s.event_count and not s.has_alerted(AlertKind.UNEXPECTED_NEXT_EVENT)]
+        if session_end_id is None or not closing:
+            return []
+        windows = [
+            (PAD_ID,) * (window_size - len(s.window[-window_size:])) + s.window[-window_size:]
+            for s in closing
+        ]
+        batch = NextEventBatch.of(windows, [session_end_id] * len(closing), window_size)
+        scores = await self.scorer.score(batch)
+        alerts = []
+        for row, state in enumerate(closing):
+            if not scores.anomalous[row, 0]:
+                continue
+            query = NextEventQuery(
+                state.source, state.session_key, windows[row], session_end_id, state.event_count
+            )
+            end = _SessionEnd(state.source, state.session_key, state.last_ts)
+            alerts.append(self._explain(AlertKind.UNEXPECTED_NEXT_EVENT, query, end, state, scores, row))
+        return alerts
+
     def finalize(self, states: Iterable[SessionState]) -> list[SessionVerdict]:
         """Final verdicts for sessions that closed (expired by inactivity or drained at the end)."""
         return [
@@ -188,6 +216,17 @@ class Detector:
             )
             for s in states
         ]
+
+
+@dataclass(frozen=True)
+class _SessionEnd:
+    """The pseudo event "the session ended here", explained like any other event."""
+
+    source: str
+    session_key: str
+    timestamp: float | None
+    template: str = "<session ended>"
+    template_id: int = 0
 
 
 def coordinates(event: object) -> RawCoordinates:

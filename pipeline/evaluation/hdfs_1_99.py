@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 TRAIN_FILE = "hdfs/deeplog_train"
 ABNORMAL_FILE = "hdfs/deeplog_test_abnormal"
 NORMAL_SAMPLE_FILE = "hdfs/deeplog_test_normal_sample"
-DEFAULT_EPOCHS = {"lama": 5, "deeplog": 20}
 PAPER_ROWS = {
     "deeplog": ((0.732, 0.830), (0.963, 0.980), (0.832, 0.900)),
     "lama": ((0.872, 0.917), (0.954, 0.976), (0.911, 0.946)),
@@ -70,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
     from pipeline.models.next_event import default_top_k
-    from pipeline.training.next_event import TrainConfig
+    from pipeline.training.next_event import DEFAULT_EPOCHS, TrainConfig
 
     if args.top_k is not None:
         candidates: tuple[int, ...] = (args.top_k,)

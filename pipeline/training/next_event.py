@@ -32,6 +32,11 @@ from pipeline.windows import SESSION_END_ID, count_pairs, next_event_windows
 log = logging.getLogger(__name__)
 
 
+# LAMA: the paper's 5 epochs. DeepLog's small LSTM needs more passes over the distinct pairs to learn
+# the session-end transitions (measured on deeplog_train with `logad evaluate hdfs-1-99`).
+DEFAULT_EPOCHS = {"lama": 5, "deeplog": 20}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings (the LAMA paper: 5 epochs, batch 128; Adam as both papers' code)."""

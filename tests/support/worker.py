@@ -1,0 +1,72 @@
+"""Run the real Faust worker (`agents.app`) as a subprocess for integration tests, and read its metrics."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipeline.adapters.kafka import consumer_lag
+from pipeline.demo import worker_counter
+from pipeline.infra.process import free_port
+from pipeline.settings import Settings
+
+
+class Worker:
+    def __init__(self, settings: Settings, log_file: Path) -> None:
+        self.settings = settings.replace(web_port=free_port())
+        self.log_file = log_file
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 90.0) -> Worker:
+        with self.log_file.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "faust", "-A", "agents.app", "worker", "-l", "info"],
+                env=self.settings.to_env(os.environ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited ({self.proc.returncode}):\n{self.log_tail()}")
+            if "Worker ready" in self.log_file.read_text(errors="replace"):
+                return self
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")
+
+    def counter(self, name: str) -> float:
+        return worker_counter(self.settings.web_port, name)
+
+    def wait_drained(self, lines: int, timeout_s: float = 240.0, quiet_s: float = 3.0) -> None:
+        """Until every line is parsed or dead-lettered, nothing lags, and all sessions have closed."""
+        topics = [self.settings.raw_logs_topic, self.settings.log_events_topic]
+        deadline = time.monotonic() + timeout_s
+        stable_since = None
+        while time.monotonic() < deadline:
+            handled = self.counter("logad_lines_total") + self.counter("logad_dead_letters_total")
+            lag = sum(consumer_lag(self.settings, self.settings.app_id, topics).values())
+            done = handled >= lines and lag == 0 and self.counter("logad_sessions_open") == 0
+            if done:
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= quiet_s:
+                    return
+            else:
+                stable_since = None
+            time.sleep(1.0)
+        raise AssertionError(f"pipeline did not drain in {timeout_s}s:\n{self.log_tail()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.kill() if kill else self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
