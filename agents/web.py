@@ -27,6 +27,8 @@ class Ready(View):
         except LogadError as exc:
             deployed = None
             problems.append(str(exc))
+        if app.rebalancing or not app.consumer.assignment():
+            problems.append("waiting for partition assignment and table recovery")
         if metrics.degraded._value.get():
             problems.append("inference backend unreachable (degraded)")
         body = {

@@ -62,6 +62,7 @@ class Settings:
     state_dir: Path = Path("var")
     # Online detection
     app_id: str = "logad"
+    consumer_offset_reset: str = "earliest"  # where a new consumer group starts: "earliest" or "latest"
     detection_model: str = "lama"  # "lama" or "deeplog": the next-event model the worker asks
     parse_batch_size: int = 5000
     max_record_bytes: int = 1 << 20

@@ -39,6 +39,7 @@ def faust_app_options(settings: Settings) -> dict[str, Any]:
         "broker": ",".join(f"kafka://{hp}" for hp in settings.bootstrap_servers.split(",")),
         "broker_credentials": broker_credentials(settings),
         "store": "memory://",
+        "consumer_auto_offset_reset": settings.consumer_offset_reset,
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": 1,
         "web_port": settings.web_port,
