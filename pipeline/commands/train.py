@@ -39,26 +39,28 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_train, model_choice=None)
 
 
-def load_training_sessions(args: argparse.Namespace, settings: Settings) -> tuple[list[tuple[int, ...]], str]:
-    """Training sessions and the sha256 of the input file(s) they came from."""
+def load_training_sessions(
+    args: argparse.Namespace, settings: Settings
+) -> tuple[list[tuple[int, ...]], str, Any]:
+    """Training sessions, the sha256 of the input file, and the template miner (raw logs only)."""
     from pipeline.datasets import data_file
-    from pipeline.datasets.sessions import block_sessions_from_lines, read_block_labels, read_session_file
+    from pipeline.datasets.sessions import read_block_labels, read_session_file
 
     if args.sessions:
         path = data_file(settings.data_dir, args.sessions)
-        return read_session_file(path), _digest(path)
+        return read_session_file(path), _digest(path), None
     from pipeline.formats import get_format
-    from pipeline.templates import TemplateMiner
+    from pipeline.training.raw_logs import mine_sessions
 
     path = data_file(settings.data_dir, args.logs)
     opener: Any = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        blocks = block_sessions_from_lines(fh, get_format(args.format), TemplateMiner())
+        mined = mine_sessions([line.rstrip("\n") for line in fh if line.strip()], get_format(args.format))
     skip = read_block_labels(data_file(settings.data_dir, args.labels)) if args.labels else frozenset()
-    sessions = [tuple(ids) for key, ids in blocks.items() if key not in skip]
+    sessions = [tuple(ids) for key, ids in mined.sessions.items() if key not in skip]
     if not sessions:
         raise ConfigError(f"train: no sessions found in {path} with format {args.format!r}; check --format")
-    return sessions, _digest(path)
+    return sessions, _digest(path), mined.miner
 
 
 def _digest(path: Path) -> str:
@@ -75,7 +77,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.training.next_event import save_curves_png, train_next_event
 
     torch.set_num_threads(args.threads)
-    sessions, digest = load_training_sessions(args, settings)
+    sessions, digest, miner = load_training_sessions(args, settings)
     trained = train_next_event(
         args.model, model_config_from_args(args), sessions, train_config_from_args(args)
     )
@@ -84,26 +86,15 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     print(f"trained {args.model}: k = {trained.top_k}, validation {trained.validation}; curves {curves}")
     if args.no_publish:
         return 0
-    published = publish_trained(trained, Path(settings.model_repo), digest, args.max_batch_size)
+    from pipeline.training.raw_logs import publish_trained
+
+    published = publish_trained(
+        Path(settings.model_repo),
+        trained,
+        miner,
+        args.format if miner is not None else None,
+        {"training_data_sha256": digest, "curves": trained.curves},
+        max_batch_size=args.max_batch_size,
+    )
     print(f"published {published.name} version {published.version} at {published.path}")
     return 0
-
-
-def publish_trained(trained: Any, repo: Path, data_digest: str, max_batch_size: int = 4096) -> Any:
-    """Script the detector and write `<repo>/<kind>/<N+1>/` through the model repository."""
-    import torch
-
-    from pipeline.model_repository import ModelSpec, TensorSpec, publish_version
-    from pipeline.models.next_event import io_spec
-
-    detector = trained.detector()
-    scripted = torch.jit.script(detector)
-    spec_io = io_spec(trained.config.window_size, detector.top_k)
-    spec = ModelSpec(
-        name=trained.kind,
-        inputs=tuple(TensorSpec(n, t, d) for n, t, d in spec_io["inputs"]),
-        outputs=tuple(TensorSpec(n, t, d) for n, t, d in spec_io["outputs"]),
-        max_batch_size=max_batch_size,
-    )
-    metadata = {**trained.metadata(), "training_data_sha256": data_digest, "curves": trained.curves}
-    return publish_version(repo, spec, scripted, metadata)

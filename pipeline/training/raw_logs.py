@@ -74,12 +74,13 @@ def sessions_digest(keys: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
 
 
-def next_event_spec(kind: str, window_size: int, top_k: int) -> ModelSpec:
+def next_event_spec(kind: str, window_size: int, top_k: int, max_batch_size: int = 4096) -> ModelSpec:
     spec = io_spec(window_size, top_k)
     return ModelSpec(
         name=kind,
         inputs=tuple(TensorSpec(*t) for t in spec["inputs"]),
         outputs=tuple(TensorSpec(*t) for t in spec["outputs"]),
+        max_batch_size=max_batch_size,
     )
 
 
@@ -89,6 +90,7 @@ def publish_trained(
     miner: TemplateMiner | None,
     log_format: str | None,
     extra_metadata: dict[str, Any],
+    max_batch_size: int = 4096,
 ) -> PublishedVersion:
     """Script the trained detector and publish it (with the parser state when trained from raw lines)."""
     scripted = torch.jit.script(trained.detector())
@@ -96,7 +98,7 @@ def publish_trained(
     if log_format:
         metadata["log_format"] = log_format
     extra = {TEMPLATES_FILE: miner.save_state()} if miner is not None else None
-    spec = next_event_spec(trained.kind, trained.config.window_size, trained.top_k)
+    spec = next_event_spec(trained.kind, trained.config.window_size, trained.top_k, max_batch_size)
     return publish_version(repo, spec, scripted, metadata, extra_files=extra)
 
 
