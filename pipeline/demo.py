@@ -8,7 +8,6 @@ blocks the model did not train on.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import subprocess
@@ -58,11 +57,13 @@ def load_input(settings: Settings, options: DemoOptions) -> DemoInput:
         labels = loghub.read_abnormal_blocks(Path(settings.data_dir) / loghub.HDFS_ABNORMAL)
         name = "HDFS_100k (loghub)"
     else:
-        from pipeline.datasets.synthetic import generate
+        from pipeline.datasets.synthetic import SyntheticConfig, SyntheticHdfs
 
         if not options.use_synthetic:
             print(f"no {raw}: using the synthetic HDFS-like generator instead", file=sys.stderr)
-        lines, labels = generate(options.synthetic_lines, seed=7)
+        run = SyntheticHdfs(SyntheticConfig(lines=options.synthetic_lines, seed=7))
+        lines = list(run)
+        labels = frozenset(run.labels)
         name = f"synthetic HDFS-like ({options.synthetic_lines} lines)"
     if options.lines:
         lines = lines[: options.lines]
@@ -211,6 +212,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     from tqdm import tqdm
 
     from pipeline.adapters import kafka
+    from pipeline.adapters.faust_config import worker_command
     from pipeline.adapters.triton import load_model
     from pipeline.commands.infra import kafka_up, local_triton
     from pipeline.infra.process import free_port
@@ -227,8 +229,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     run_id = uuid.uuid4().hex[:8]
     source = f"hdfs-demo-{run_id}"
     web_port = free_port()
-    worker_settings = dataclasses.replace(
-        settings,
+    worker_settings = settings.replace(
         detection_model=options.model,
         inference_backend="triton",
         web_port=web_port,
@@ -242,7 +243,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     with (logs / "worker.log").open("ab") as worker_log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "agents.app", "worker", "-l", "info"],
+            worker_command(sys.executable),
             env=worker_settings.to_env(os.environ),
             stdout=worker_log,
             stderr=subprocess.STDOUT,

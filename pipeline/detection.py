@@ -25,26 +25,10 @@ from pipeline.scoring import (
     WindowClassBatch,
     WindowClassScorer,
 )
-from pipeline.sessions import NextEventQuery, SessionState, SessionStore, SessionTracker
+from pipeline.sessions import NextEventQuery, SessionEvent, SessionState, SessionStore, SessionTracker
 from pipeline.windows import PAD_ID
 
 log = logging.getLogger(__name__)
-
-
-class DetectableEvent(Protocol):
-    """What the detector reads from a parsed event (`pipeline.records.LogEvent`)."""
-
-    @property
-    def source(self) -> str: ...
-
-    @property
-    def session_key(self) -> str: ...
-
-    @property
-    def template_id(self) -> int: ...
-
-    @property
-    def timestamp(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +37,7 @@ class DetectionResult:
 
     alerts: tuple[Alert, ...]
     scored: int
-    rejected: tuple[tuple[DetectableEvent, str], ...] = ()
+    rejected: tuple[tuple[SessionEvent, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,11 +76,11 @@ class Detector:
         self.score_first_event = score_first_event
         self._lookup = templates.get if isinstance(templates, Mapping) else templates
 
-    async def process(self, events: Sequence[DetectableEvent], now: float | None = None) -> DetectionResult:
+    async def process(self, events: Sequence[SessionEvent], now: float | None = None) -> DetectionResult:
         """Advance every event's session in order, score all queries in one call, return new alerts."""
         queries: list[NextEventQuery] = []
-        owners: list[DetectableEvent] = []
-        rejected: list[tuple[DetectableEvent, str]] = []
+        owners: list[SessionEvent] = []
+        rejected: list[tuple[SessionEvent, str]] = []
         for event in events:
             try:
                 queries.append(self.store.advance(event, now))
@@ -128,7 +112,7 @@ class Detector:
         return DetectionResult(tuple(alerts), len(queries), tuple(rejected))
 
     def _cause(
-        self, query: NextEventQuery, event: DetectableEvent, scores: NextEventScores, row: int
+        self, query: NextEventQuery, event: SessionEvent, scores: NextEventScores, row: int
     ) -> AlertKind | None:
         if not scores.next_known[row, 0] or getattr(event, "oov", False):
             return AlertKind.OOV_EVENT
@@ -140,7 +124,7 @@ class Detector:
         self,
         kind: AlertKind,
         query: NextEventQuery,
-        event: DetectableEvent,
+        event: SessionEvent,
         state: SessionState | None,
         scores: NextEventScores,
         row: int,
@@ -246,9 +230,7 @@ class ReplayResult:
     rejected: int
 
 
-async def replay(
-    detector: Detector, events: Iterable[DetectableEvent], batch_size: int = 1024
-) -> ReplayResult:
+async def replay(detector: Detector, events: Iterable[SessionEvent], batch_size: int = 1024) -> ReplayResult:
     """Run a finite stream through the detector in batches, as the agent would; close every session.
 
     With a `SessionTracker` store, sessions expire by event time between batches and the rest are
@@ -258,7 +240,7 @@ async def replay(
     verdicts: list[SessionVerdict] = []
     scored = rejected = 0
     tracker = detector.store if isinstance(detector.store, SessionTracker) else None
-    chunk: list[DetectableEvent] = []
+    chunk: list[SessionEvent] = []
 
     async def flush() -> None:
         nonlocal scored, rejected

@@ -1,7 +1,7 @@
 """One frozen settings object for every deployable, read from `LOGAD_*` variables by entry points.
 
 The core never reads the environment itself: entry points call `Settings.from_env(os.environ)` and
-apply CLI overrides with `dataclasses.replace`.
+apply CLI overrides with `Settings.replace`.
 """
 
 from __future__ import annotations

@@ -34,6 +34,11 @@ def broker_credentials(settings: Settings) -> Any:
     return None
 
 
+def worker_command(python: str, log_level: str = "info") -> list[str]:
+    """The command that runs this project's Faust worker (`faust -A agents.app worker`)."""
+    return [python, "-m", "faust", "-A", "agents.app", "worker", "-l", log_level]
+
+
 def faust_app_options(settings: Settings) -> dict[str, Any]:
     return {
         "broker": ",".join(f"kafka://{hp}" for hp in settings.bootstrap_servers.split(",")),

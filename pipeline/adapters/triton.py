@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -14,9 +13,7 @@ import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from pipeline.errors import InferenceError, InfrastructureError, ModelError
-
-if TYPE_CHECKING:
-    from pipeline.scoring import NextEventBatch, NextEventScores
+from pipeline.scoring import LruCache, NextEventBatch, NextEventScores
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +121,6 @@ class TritonNextEventScorer:
         max_backoff_s: float = 5.0,
         on_degraded: Callable[[bool], None] | None = None,
     ) -> None:
-        from pipeline.scoring import LruCache
-
         self.client = AsyncTritonClient(grpc_url)
         self.model = model
         self.cache: LruCache[bytes, tuple[np.ndarray, ...]] = LruCache(cache_size)
@@ -136,8 +131,6 @@ class TritonNextEventScorer:
         self.rows_sent = 0
 
     async def score(self, batch: NextEventBatch) -> NextEventScores:
-        from pipeline.scoring import NextEventScores
-
         keys = [row.tobytes() for row in np.concatenate([batch.window, batch.next_event], axis=1)]
         rows = [self.cache.get(k) for k in keys]
         while True:

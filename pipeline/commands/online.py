@@ -13,20 +13,19 @@ from typing import Any
 from pipeline.settings import Settings
 
 
-def worker_argv(log_level: str = "info") -> list[str]:
-    return [sys.executable, "-m", "faust", "-A", "agents.app", "worker", "-l", log_level]
-
-
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.backend:
         settings = settings.replace(inference_backend=args.backend)
     if args.model:
         settings = settings.replace(detection_model=args.model)
-    os.execvpe(sys.executable, worker_argv(args.log_level), settings.to_env(os.environ))
+    from pipeline.adapters.faust_config import worker_command
+
+    os.execvpe(sys.executable, worker_command(sys.executable, args.log_level), settings.to_env(os.environ))
     return 0  # not reached: the worker replaces this process
 
 
 def read_lines(path: Path) -> Iterator[bytes]:
+    """Lines as bytes, undecoded: invalid UTF-8 must reach the parser (and its dead letters) as it is."""
     opener: Any = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
         yield from fh

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from pipeline.evaluation.hdfs_1_99 import (
     model_config_from_args,
     train_config_from_args,
 )
+from pipeline.model_repository import sha256_file
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def load_training_sessions(
 
     if args.sessions:
         path = data_file(settings.data_dir, args.sessions)
-        return read_session_file(path), _digest(path), None
+        return read_session_file(path), sha256_file(path), None
     from pipeline.formats import get_format
     from pipeline.training.raw_logs import mine_sessions
 
@@ -60,15 +60,7 @@ def load_training_sessions(
     sessions = [tuple(ids) for key, ids in mined.sessions.items() if key not in skip]
     if not sessions:
         raise ConfigError(f"train: no sessions found in {path} with format {args.format!r}; check --format")
-    return sessions, _digest(path), mined.miner
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sessions, sha256_file(path), mined.miner
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from pipeline.errors import DataError
 
@@ -56,28 +55,3 @@ def group_block_sessions(events: Iterable[tuple[Sequence[str], int]]) -> dict[st
         for key in dict.fromkeys(keys):
             blocks.setdefault(key, []).append(template_id)
     return blocks
-
-
-def block_sessions_from_lines(lines: Iterable[str], fmt: Any, miner: Any) -> dict[str, list[int]]:
-    """Parse raw lines (`fmt`: a `pipeline.formats.LogFormat`), learn templates with `miner` (a
-    `pipeline.templates.TemplateMiner` in learn mode) and group the final template ids by session key.
-
-    Ids are taken after all lines are learnt: a cluster's template text (so its id) may generalise
-    while learning, and a session must not mix an early and a late id of one template.
-    """
-    from pipeline.errors import ParseError
-    from pipeline.templates import template_id
-
-    keyed: list[tuple[tuple[str, ...], int]] = []
-    for line in lines:
-        line = line.rstrip("\n")
-        if not line.strip():
-            continue
-        try:
-            record = fmt.parse_line(line)
-        except ParseError:
-            continue
-        if record.session_keys:
-            keyed.append((record.session_keys, miner.learn(record.content).cluster_id))
-    final = {cid: template_id(miner.template_of_cluster(cid)) for cid in {c for _, c in keyed}}
-    return group_block_sessions((keys, final[cid]) for keys, cid in keyed)

@@ -9,7 +9,6 @@ extrapolation: the normal test set is complete here.
 from __future__ import annotations
 
 import argparse
-import gzip
 import time
 from typing import Any
 
@@ -37,30 +36,25 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings, name: str) -> dict[str, Any]:
-    import numpy as np
     import torch
 
     from pipeline.datasets import data_file
-    from pipeline.datasets.sessions import block_sessions_from_lines, read_block_labels
+    from pipeline.datasets.loghub import read_lines
+    from pipeline.datasets.sessions import read_block_labels
     from pipeline.formats import get_format
-    from pipeline.templates import TemplateMiner
     from pipeline.training.next_event import save_curves_png, train_next_event
+    from pipeline.training.raw_logs import mine_sessions, split_normal_blocks
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     path = data_file(settings.data_dir, args.logs)
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    miner = TemplateMiner()
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        blocks = block_sessions_from_lines(fh, get_format("hdfs"), miner)
+    blocks = mine_sessions(list(read_lines(path)), get_format("hdfs")).sessions
     parse_s = time.perf_counter() - started
     anomalous = read_block_labels(data_file(settings.data_dir, args.labels))
-    normal_keys = sorted(k for k in blocks if k not in anomalous)
+    train_keys, test_keys = split_normal_blocks(blocks, anomalous, args.train_fraction, args.seed)
+    train = [tuple(blocks[k]) for k in train_keys]
+    normal_test = [tuple(blocks[k]) for k in test_keys if k not in anomalous]
     abnormal = [tuple(ids) for k, ids in blocks.items() if k in anomalous]
-    order = np.random.default_rng(args.seed).permutation(len(normal_keys))
-    cut = round(len(normal_keys) * args.train_fraction)
-    train = [tuple(blocks[normal_keys[i]]) for i in order[:cut]]
-    normal_test = [tuple(blocks[normal_keys[i]]) for i in order[cut:]]
     started = time.perf_counter()
     trained = train_next_event(args.model, model_config_from_args(args), train, train_config_from_args(args))
     train_s = time.perf_counter() - started

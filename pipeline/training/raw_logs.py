@@ -59,12 +59,15 @@ def mine_sessions(lines: Sequence[str], fmt: LogFormat, progress: bool = True) -
 def split_normal_blocks(
     sessions: dict[str, list[int]], anomalous: Iterable[str], train_fraction: float, seed: int
 ) -> tuple[list[str], list[str]]:
-    """The 80/20 protocol: a seeded share of the normal blocks trains; the rest and all anomalous test."""
+    """The 80/20 protocol: a seeded share of the normal blocks trains; the rest and all anomalous test.
+
+    Training keys come in the seeded shuffled order (training splits them again for validation).
+    """
     bad = set(anomalous)
     normal = sorted(k for k in sessions if k not in bad)
     order = np.random.default_rng(seed).permutation(len(normal))
     cut = round(len(normal) * train_fraction)
-    train = sorted(normal[i] for i in order[:cut])
+    train = [normal[i] for i in order[:cut]]
     train_set = set(train)
     test = sorted(k for k in sessions if k not in train_set)
     return train, test

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.adapters.faust_config import worker_command
 from pipeline.adapters.kafka import consumer_lag
 from pipeline.demo import worker_counter
 from pipeline.infra.process import free_port
@@ -23,7 +24,7 @@ class Worker:
     def start(self, timeout_s: float = 90.0) -> Worker:
         with self.log_file.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "faust", "-A", "agents.app", "worker", "-l", "info"],
+                worker_command(sys.executable),
                 env=self.settings.to_env(os.environ),
                 stdout=out,
                 stderr=subprocess.STDOUT,
