@@ -44,4 +44,4 @@ def wall_clock() -> float:
 
 
 # Registering the agents and web views (imported for their decorators).
-from agents import detect, parse, web  # noqa: E402, F401
+from agents import detect, lag, parse, web  # noqa: E402, F401

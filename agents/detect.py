@@ -1,4 +1,8 @@
-"""Detection agent: `log-events` -> session table -> one scoring call per message -> `log-anomalies`."""
+"""Detection agent: `log-events` -> session table -> one scoring call per message -> `log-anomalies`.
+
+Events of the window sources (`LOGAD_WINDOW_SOURCES`) go to in-memory time windows instead; the
+windows a message closes are classified in one call (`pipeline.window_detection`).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,17 @@ import time
 
 import faust
 
+from agents import lag
 from agents.app import anomalies, app, dead_letters, log_events, metrics, sessions, settings, wall_clock
-from agents.parse import follower
+from agents.parse import follower, watermark, window_follower
 from pipeline.alerts import encode_alert
-from pipeline.deployment import next_event_scorer
-from pipeline.detection import Detector
+from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
+from pipeline.detection import Detector, WindowClassifier
 from pipeline.errors import DataError
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.sessions import TableSessionStore
+from pipeline.stream_clock import StreamClock
+from pipeline.window_detection import WindowDetector
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +29,18 @@ EXPIRE_EVERY_S = 5.0
 
 store = TableSessionStore(sessions, settings.window_size)
 scorer = next_event_scorer(settings, wall_clock, on_degraded=metrics.set_degraded)
-detector = Detector(scorer, follower.text, store)
+# Parameter values are checked too when a `deeplog_params` version exists (see pipeline.deployment).
+detector = Detector(scorer, follower.text, store, parameters=parameter_detector(settings, wall_clock))
+window_detector = WindowDetector(
+    WindowClassifier(
+        window_class_scorer(settings, wall_clock, on_degraded=metrics.set_degraded), window_follower.text
+    ),
+    lambda: window_follower.current().require_window_spec(),
+    settings.window_source_set,
+)
 _last_expiry: dict[int, float] = {}
+clock = StreamClock()
+events_read_through = lag.read_through.setdefault(settings.log_events_topic, {})
 
 
 @app.agent(log_events)
@@ -43,32 +60,54 @@ async def detect(stream: faust.StreamT) -> None:
                     "undecodable-event-batch", "detect", bytes(event.value), raw, str(exc)
                 ).encode(),
             )
+            events_read_through[message.partition] = message.offset + 1
             continue
-        if batch.events:
+        # Ingest time of the records (a tick: the time it carries), never the wall clock: a backlog
+        # must drain with the session boundaries it would have had (pipeline.stream_clock).
+        times = [e.raw.timestamp for e in batch.events] if batch.events else [message.timestamp]
+        now = clock.advance(message.partition, times) or wall_clock()
+        session_events, windowed = window_detector.split(batch.events)
+        if session_events:
             started = time.perf_counter()
-            result = await detector.process(batch.events, now=wall_clock())
-            store.flush()
+            result = await detector.process(session_events, now=now)
             metrics.inference_latency.observe(time.perf_counter() - started)
             metrics.batch_size.observe(result.scored)
+            metrics.redelivered.inc(result.redelivered)
             for alert in result.alerts:
                 metrics.alerts.labels(kind=alert.kind.value).inc()
                 await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
+            # State after its alerts: a worker stopped in between leaves the events to be re-read
+            # (their alerts may repeat under the same id) instead of a state whose alerts never left.
+            store.flush()
             for rejected, reason in result.rejected:
                 log.warning("detect: event of session %s rejected: %s", rejected.session_key, reason)
-        await _expire(message.partition)
+        if windowed:
+            started = time.perf_counter()
+            windows = await window_detector.process(windowed)
+            if windows.closed:
+                metrics.inference_latency.observe(time.perf_counter() - started)
+                metrics.batch_size.observe(windows.closed)
+            metrics.windows_open.set(window_detector.open_windows)
+            for alert in windows.alerts:
+                metrics.alerts.labels(kind=alert.kind.value).inc()
+                await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
+            for rejected, reason in windows.rejected:
+                log.warning("detect: event of %s rejected: %s", rejected.source, reason)
+        await _expire(message.partition, now)
+        events_read_through[message.partition] = message.offset + 1
 
 
-async def _expire(partition: int) -> None:
-    now = wall_clock()
+async def _expire(partition: int, now: float) -> None:
     if now - _last_expiry.get(partition, 0.0) < EXPIRE_EVERY_S:
         return
     _last_expiry[partition] = now
-    closed = store.expire(now, settings.session_timeout_s, partition, settings.topic_partitions)
+    closed = store.idle(now, settings.session_timeout_s, partition, settings.topic_partitions)
     if closed:
         end_id = follower.current().session_end_id
         for alert in await detector.close(closed, end_id, settings.window_size):
             metrics.alerts.labels(kind=alert.kind.value).inc()
             await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
+        store.remove(closed)  # after the alerts (see TableSessionStore.idle)
         verdicts = detector.finalize(closed)
         flagged = sum(1 for v in verdicts if v.anomalous)
         log.info(
@@ -79,7 +118,12 @@ async def _expire(partition: int) -> None:
 
 @app.timer(interval=EXPIRE_EVERY_S, on_leader=True)
 async def tick() -> None:
-    """An empty batch to every partition, so idle partitions still expire (and close) their sessions."""
+    """An empty batch to every partition, so idle partitions still expire (and close) their sessions.
+
+    Its timestamp is the ingest watermark: behind the wall clock while a backlog is parsed."""
+    stamp = watermark.value(wall_clock(), caught_up=lag.behind(settings.raw_logs_topic) == 0)
+    if stamp is None:
+        return
     empty = EventBatch(()).encode()
     for partition in range(settings.topic_partitions):
-        await log_events.send(key=b"tick", value=empty, partition=partition)
+        await log_events.send(key=b"tick", value=empty, partition=partition, timestamp=stamp)

@@ -16,6 +16,9 @@ class Metrics:
             "logad_dead_letters", "records sent to the dead-letter topic", ["reason"], registry=r
         )
         self.alerts = Counter("logad_alerts", "alerts published", ["kind"], registry=r)
+        self.redelivered = Counter(
+            "logad_redelivered_events", "events skipped as re-deliveries of applied ones", registry=r
+        )
         self.inference_latency = Histogram(
             "logad_inference_latency_seconds",
             "time to score one batch",
@@ -29,8 +32,23 @@ class Metrics:
             registry=r,
         )
         self.degraded = Gauge("logad_degraded", "1 while the inference backend is unreachable", registry=r)
+        self.inference_failures = Counter(
+            "logad_inference_failures", "failed inference attempts (each is retried)", registry=r
+        )
+        self.records_behind = Gauge(
+            "logad_records_behind",
+            "records waiting on this worker's partitions (read position)",
+            ["topic"],
+            registry=r,
+        )
         self.consumer_lag = Gauge("logad_consumer_lag", "messages not yet consumed", ["topic"], registry=r)
         self.sessions = Gauge("logad_sessions_open", "sessions held in this worker's table", registry=r)
+        self.windows_open = Gauge(
+            "logad_windows_open", "time windows of window sources not yet closed (worker memory)", registry=r
+        )
 
     def set_degraded(self, degraded: bool) -> None:
+        """Called on every failed inference attempt (True) and on recovery (False)."""
         self.degraded.set(1 if degraded else 0)
+        if degraded:
+            self.inference_failures.inc()

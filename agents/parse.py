@@ -3,45 +3,25 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import faust
 
+from agents import lag
 from agents.app import app, dead_letters, log_events, metrics, raw_logs, settings, templates, wall_clock
-from pipeline.deployment import TemplateFollower
-from pipeline.parsing import Parser
+from pipeline.deployment import SourceParsers, TemplateFollower
 from pipeline.partitioning import group_by_partition
+from pipeline.raw_source import BAD_HEADER, BadHeader, source_of
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
+from pipeline.stream_clock import IngestWatermark
 
 log = logging.getLogger(__name__)
 
 follower = TemplateFollower(settings.model_repo, settings.detection_model, wall_clock)
-_parsers: dict[int, Parser] = {}
-
-
-def current_parser() -> Parser:
-    """The parser for the deployed template set (rebuilt when a newer model version appears)."""
-    deployed = follower.current()
-    parser = _parsers.get(deployed.version)
-    if parser is None:
-        _parsers.clear()
-        parser = _parsers[deployed.version] = Parser(
-            deployed.log_format, deployed.miner, max_message_bytes=settings.max_record_bytes
-        )
-    return parser
-
-
-def source_of(message: Any) -> str:
-    """The log source: the `source` header, else the message key, else "default"."""
-    for name, value in message.headers or ():
-        if name == "source" and isinstance(value, bytes | bytearray):
-            text = bytes(value).decode("utf-8", "replace").strip()
-            if text:
-                return text
-    key = message.key
-    if isinstance(key, bytes | bytearray) and key:
-        return bytes(key).decode("utf-8", "replace")
-    return "default"
+window_follower = TemplateFollower(settings.model_repo, settings.window_model, wall_clock)
+parsers = SourceParsers(follower, window_follower, settings.window_source_set, settings.max_record_bytes)
+# Ingest time up to which this worker has parsed; the leader's tick carries it (pipeline.stream_clock).
+watermark = IngestWatermark()
+read_through = lag.read_through.setdefault(settings.raw_logs_topic, {})
 
 
 @app.agent(raw_logs)
@@ -52,12 +32,19 @@ async def parse(stream: faust.StreamT) -> None:
     # go out as one log-events message per partition.
     async for event in stream.events():
         message = event.message
-        raw = SourceOffset(message.topic, message.partition, message.offset)
+        raw = SourceOffset(message.topic, message.partition, message.offset, timestamp=message.timestamp)
+        watermark.observe(message.timestamp, wall_clock())
+        read_through[message.partition] = message.offset + 1
         value = bytes(event.value) if isinstance(event.value, bytes | bytearray) else b""
-        parser = current_parser()
+        try:
+            source = source_of(message.headers, message.key)
+        except BadHeader as exc:
+            await _dead_letter(DeadLetter(BAD_HEADER, "parse", value, raw, str(exc)))
+            continue
+        parser = parsers.for_source(source)
         records_before = parser.stats.records
         try:
-            result = parser.parse(value, source_of(message), raw, wall_clock())
+            result = parser.parse(value, source, raw, wall_clock())
         except Exception as exc:  # a parser bug must not stop the stream; the record is kept
             log.exception("parse: unexpected failure at %s", raw)
             await _dead_letter(DeadLetter("internal-error", "parse", value, raw, repr(exc)))

@@ -73,7 +73,7 @@ def load_input(settings: Settings, options: DemoOptions) -> DemoInput:
 def ensure_model(settings: Settings, options: DemoOptions, data: DemoInput) -> tuple[int, list[str]]:
     """Train and publish when no valid version exists (or --retrain). Returns (version, test blocks)."""
     from pipeline.formats import HDFS
-    from pipeline.training.next_event import DEFAULT_EPOCHS, TrainConfig
+    from pipeline.training.next_event import TrainConfig
     from pipeline.training.raw_logs import (
         mine_sessions,
         publish_trained,
@@ -98,7 +98,7 @@ def ensure_model(settings: Settings, options: DemoOptions, data: DemoInput) -> t
         data.lines,
         HDFS,
         data.anomalous_blocks,
-        TrainConfig(seed=0, epochs=DEFAULT_EPOCHS[options.model]),
+        TrainConfig.for_model(options.model, seed=0),
     )
     published = publish_trained(
         repo,
@@ -164,13 +164,11 @@ class AlertCollector(threading.Thread):
         self.reader.close()
 
 
-def _wait_ready(port: int, worker: subprocess.Popen, timeout_s: float) -> None:
+def wait_ready(port: int, worker: subprocess.Popen, timeout_s: float, log_file: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise InfrastructureError(
-                f"demo: the worker exited with code {worker.returncode}; see var/demo/worker.log"
-            )
+            raise InfrastructureError(f"the worker exited with code {worker.returncode}; see {log_file}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
                 if response.status == 200:
@@ -178,7 +176,7 @@ def _wait_ready(port: int, worker: subprocess.Popen, timeout_s: float) -> None:
         except OSError:
             pass
         time.sleep(0.5)
-    raise InfrastructureError(f"demo: worker not ready after {timeout_s:.0f}s; see var/demo/worker.log")
+    raise InfrastructureError(f"the worker was not ready after {timeout_s:.0f}s; see {log_file}")
 
 
 def worker_counter(port: int, name: str) -> float:
@@ -250,7 +248,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         )
     collector = None
     try:
-        _wait_ready(web_port, worker, 120)
+        wait_ready(web_port, worker, 120, logs / "worker.log")
         print(f"worker: ready (web http://127.0.0.1:{web_port}/metrics), log {logs / 'worker.log'}")
         collector = AlertCollector(settings, source, show=not options.as_json)
         collector.start()

@@ -1,8 +1,11 @@
-"""What the online worker runs: the deployed next-event model version, its template set, its scorer.
+"""What the online worker runs: the deployed model versions, their template sets, their scorers.
 
 A model version carries the parser state it was trained with (`templates.json`), so the worker
 matches lines against exactly the templates the model knows; when a newer version is published,
-both the scorer and the template set follow it without a restart.
+both the scorer and the template set follow it without a restart. Two models can be deployed side
+by side: the next-event model (`detection_model`) for sources with sessions, and the window model
+(`window_model`, ProtoSiamese) for the `window_sources`; each source is parsed with the template
+set of the model that scores it (`SourceParsers`).
 """
 
 from __future__ import annotations
@@ -11,14 +14,25 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ModelError
 from pipeline.formats import LogFormat, get_format
 from pipeline.model_repository import newest_valid_version, read_metadata, read_version_file
-from pipeline.scoring import NextEventScorer, TorchScriptNextEventScorer
+from pipeline.parsing import Parser
+from pipeline.scoring import (
+    NextEventScorer,
+    TorchScriptNextEventScorer,
+    TorchScriptWindowClassScorer,
+    VersionFollower,
+    WindowClassScorer,
+)
 from pipeline.settings import Settings
 from pipeline.templates import TemplateMiner
+from pipeline.time_windows import WindowSpec
+
+if TYPE_CHECKING:
+    from pipeline.parameter_detection import ParameterDetector
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +49,15 @@ class TemplateSet:
     miner: TemplateMiner
     texts: dict[int, str]
     session_end_id: int | None  # the end-of-session marker the model predicts, if it was trained with one
+    window_spec: WindowSpec | None = None  # window models: how their windows were cut
+
+    def require_window_spec(self) -> WindowSpec:
+        if self.window_spec is None:
+            raise ModelError(
+                f"model {self.model} version {self.version} has no window spec in its metadata; it is not "
+                "a window model (publish one with `logad train protosiamese`) or fix LOGAD_WINDOW_MODEL"
+            )
+        return self.window_spec
 
 
 def load_template_set(repo: Path, model: str, version: int) -> TemplateSet:
@@ -42,6 +65,7 @@ def load_template_set(repo: Path, model: str, version: int) -> TemplateSet:
     miner = TemplateMiner.load_state(read_version_file(repo, model, version, TEMPLATES_FILE))
     miner.freeze()
     end = metadata.get("session_end_id")
+    window = metadata.get("window")
     return TemplateSet(
         model,
         version,
@@ -49,6 +73,7 @@ def load_template_set(repo: Path, model: str, version: int) -> TemplateSet:
         miner,
         miner.templates(),
         int(end) if end is not None else None,
+        WindowSpec.from_json(window) if window is not None else None,
     )
 
 
@@ -101,3 +126,80 @@ def next_event_scorer(
         f"inference backend {settings.inference_backend!r} is unknown; set LOGAD_INFERENCE_BACKEND "
         "to 'triton' or 'torchscript'"
     )
+
+
+class SourceParsers:
+    """The parser of each source: window sources use the window model's template set, the others the
+    next-event model's. A parser is rebuilt when its model's newest version changes."""
+
+    def __init__(
+        self,
+        sessions: TemplateFollower,
+        windows: TemplateFollower,
+        window_sources: frozenset[str],
+        max_message_bytes: int,
+    ) -> None:
+        self.sessions, self.windows, self.window_sources = sessions, windows, window_sources
+        self.max_message_bytes = max_message_bytes
+        self._parsers: dict[str, tuple[int, Parser]] = {}  # model -> (version, parser)
+
+    def follower(self, source: str) -> TemplateFollower:
+        return self.windows if source in self.window_sources else self.sessions
+
+    def for_source(self, source: str) -> Parser:
+        deployed = self.follower(source).current()
+        held = self._parsers.get(deployed.model)
+        if held is None or held[0] != deployed.version:
+            parser = Parser(deployed.log_format, deployed.miner, max_message_bytes=self.max_message_bytes)
+            held = self._parsers[deployed.model] = (deployed.version, parser)
+        return held[1]
+
+
+def window_class_scorer(
+    settings: Settings, clock: Callable[[], float], **triton_options: Any
+) -> WindowClassScorer:
+    """The configured backend for the window model: Triton over gRPC or in-process TorchScript."""
+    if settings.inference_backend == "torchscript":
+        return TorchScriptWindowClassScorer(
+            VersionFollower(settings.model_repo, settings.window_model, clock)
+        )
+    if settings.inference_backend == "triton":
+        from pipeline.adapters.triton import TritonWindowClassScorer
+
+        repo, model = settings.model_repo, settings.window_model
+        return TritonWindowClassScorer(
+            settings.triton_grpc_url,
+            model,
+            lambda version: class_names(repo, model, version),
+            **triton_options,
+        )
+    raise ModelError(
+        f"inference backend {settings.inference_backend!r} is unknown; set LOGAD_INFERENCE_BACKEND "
+        "to 'triton' or 'torchscript'"
+    )
+
+
+def class_names(repo: Path, model: str, version: int) -> tuple[str, ...]:
+    """Class names of a window-model version, in prototype order (index = the model's class index)."""
+    names = read_metadata(repo, model, version).get("class_names")
+    if not isinstance(names, list) or not names:
+        raise ModelError(f"model {model} version {version}: metadata.json has no class_names; republish it")
+    return tuple(str(n) for n in names)
+
+
+def parameter_detector(settings: Settings, clock: Callable[[], float]) -> ParameterDetector | None:
+    """DeepLog's parameter value check, when `parameter_model` has a version in the repository.
+
+    In-process TorchScript whatever `inference_backend` says (no Triton adapter yet); newer versions
+    are followed without a restart, but a model first published after the worker started needs one.
+    """
+    from pipeline.parameter_detection import ParameterDetector
+    from pipeline.parameter_scoring import TorchScriptParameterScorer
+
+    name, repo = settings.parameter_model, settings.model_repo
+    # Only verified versions: an optional check must not stop the worker over a corrupt file.
+    if not name or newest_valid_version(repo, name) is None:
+        log.info("parameter detection off: no valid %r model in %s", name, repo)
+        return None
+    follower = VersionFollower(repo, name, clock, newest=newest_valid_version)
+    return ParameterDetector(TorchScriptParameterScorer(follower), max_keys=settings.parameter_history_keys)

@@ -4,8 +4,10 @@ The `Detector` is the whole domain logic of the detection agent: advance each ev
 every query of the batch into one `NextEventScorer` call, and turn anomalous rows into alerts, at most
 one per session per cause. It runs the same offline (`replay`), so streaming and offline results can
 be compared exactly. Causes: an event the model does not know (OOV) and an event outside the model's
-top-k (unexpected next event). Expired sessions get a final verdict from `finalize`. Sources without
-session ids (BGL) go through `WindowClassifier`: closed time windows, one ProtoSiamese call.
+top-k (unexpected next event), and, with a `ParameterDetector`, abnormal parameter values of the
+event's key (DeepLog's parameter value model, `pipeline.parameter_detection`). Expired sessions get
+a final verdict from `finalize`. Sources without session ids (BGL) go through `WindowClassifier`:
+closed time windows, one ProtoSiamese call.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Protocol
 
 from pipeline.alerts import Alert, AlertKind, ExpectedEvent, RawCoordinates, alert_id
 from pipeline.errors import DataError, InferenceError
+from pipeline.parameter_detection import ParameterDetector, parameter_alert
 from pipeline.scoring import (
     NextEventBatch,
     NextEventScorer,
@@ -33,11 +36,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DetectionResult:
-    """Alerts of one batch, how many queries were scored, and events refused as bad data (with why)."""
+    """Alerts of one batch, how many queries were scored, events refused as bad data (with why), and
+    events skipped as re-deliveries of what their sessions already applied."""
 
     alerts: tuple[Alert, ...]
     scored: int
     rejected: tuple[tuple[SessionEvent, str], ...] = ()
+    redelivered: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,10 +75,12 @@ class Detector:
         templates: TemplateLookup,
         store: SessionStore,
         score_first_event: bool = False,
+        parameters: ParameterDetector | None = None,
     ) -> None:
         self.scorer = scorer
         self.store = store
         self.score_first_event = score_first_event
+        self.parameters = parameters
         self._lookup = templates.get if isinstance(templates, Mapping) else templates
 
     async def process(self, events: Sequence[SessionEvent], now: float | None = None) -> DetectionResult:
@@ -81,15 +88,20 @@ class Detector:
         queries: list[NextEventQuery] = []
         owners: list[SessionEvent] = []
         rejected: list[tuple[SessionEvent, str]] = []
+        redelivered = 0
         for event in events:
             try:
-                queries.append(self.store.advance(event, now))
+                query = self.store.advance(event, now)
             except DataError as exc:
                 rejected.append((event, str(exc)))
                 continue
+            if query is None:
+                redelivered += 1
+                continue
+            queries.append(query)
             owners.append(event)
         if not queries:
-            return DetectionResult((), 0, tuple(rejected))
+            return DetectionResult((), 0, tuple(rejected), redelivered)
         window_size = len(queries[0].window)
         batch = NextEventBatch.of([q.window for q in queries], [q.next_event for q in queries], window_size)
         scores = await self.scorer.score(batch)
@@ -103,13 +115,28 @@ class Detector:
             kind = self._cause(query, event, scores, i)
             if kind is None:
                 continue
-            state = self.store.get(query.source, query.session_key)
-            if state is not None:
-                if state.has_alerted(kind):
-                    continue
-                self.store.put(state.with_alerted(kind))
-            alerts.append(self._explain(kind, query, event, state, scores, i))
-        return DetectionResult(tuple(alerts), len(queries), tuple(rejected))
+            admitted, state = self._claim(kind, query)
+            if admitted:
+                alerts.append(self._explain(kind, query, event, state, scores, i))
+        if self.parameters is not None:
+            kind = AlertKind.PARAMETER_VALUE
+            for found in await self.parameters.check(owners, [q.previous_ts for q in queries]):
+                query, event = queries[found.index], owners[found.index]
+                admitted, state = self._claim(kind, query)
+                if admitted:
+                    first_ts = state.first_ts if state is not None else None
+                    raw = coordinates(event)
+                    alerts.append(parameter_alert(found, query, event, first_ts, self._text, raw))
+        return DetectionResult(tuple(alerts), len(queries), tuple(rejected), redelivered)
+
+    def _claim(self, kind: AlertKind, query: NextEventQuery) -> tuple[bool, SessionState | None]:
+        """Whether the session may get an alert of `kind` (one per session per cause); records it."""
+        state = self.store.get(query.source, query.session_key)
+        if state is not None:
+            if state.has_alerted(kind):
+                return False, state
+            self.store.put(state.with_alerted(kind))
+        return True, state
 
     def _cause(
         self, query: NextEventQuery, event: SessionEvent, scores: NextEventScores, row: int
@@ -214,12 +241,11 @@ class _SessionEnd:
 
 
 def coordinates(event: object) -> RawCoordinates:
-    """The raw record's Kafka coordinates, when the event carries them."""
-    return RawCoordinates(
-        topic=str(getattr(event, "raw_topic", "") or ""),
-        partition=int(getattr(event, "raw_partition", -1)),
-        offset=int(getattr(event, "raw_offset", -1)),
-    )
+    """The raw record's Kafka coordinates (`LogEvent.raw`), when the event carries them."""
+    raw = getattr(event, "raw", None)
+    if raw is None:
+        return RawCoordinates()
+    return RawCoordinates(str(raw.topic), int(raw.partition), int(raw.offset))
 
 
 @dataclass(frozen=True)
@@ -279,36 +305,53 @@ class ClosedWindow(Protocol):
 class WindowClassifier:
     """Closed time windows -> one `WindowClassScorer` call -> a window-class alert per abnormal window.
 
-    The window is the session here (key `<start>-<end>`), so the one-alert-per-session-per-cause rule
-    holds by construction. `score` is the softmax over negative prototype distances at the chosen class.
+    The window is the session here (key `window_key(start, end)`), so the one-alert-per-session-per-
+    cause rule holds by construction. `score` is the softmax over negative prototype distances at the
+    chosen class. An alert lists the window's `top_templates` most frequent templates, most first.
     """
 
     def __init__(
-        self, scorer: WindowClassScorer, templates: TemplateLookup, normal_class: str = "normal"
+        self,
+        scorer: WindowClassScorer,
+        templates: TemplateLookup,
+        normal_class: str = "normal",
+        top_templates: int = 10,
     ) -> None:
         self.scorer = scorer
         self.normal_class = normal_class
+        self.top_templates = top_templates
         self._lookup = templates.get if isinstance(templates, Mapping) else templates
 
     async def classify(self, source: str, windows: Sequence[ClosedWindow]) -> list[Alert]:
+        """Alerts for the abnormal windows of one source."""
+        return await self.classify_sources([(source, w) for w in windows])
+
+    async def classify_sources(self, items: Sequence[tuple[str, ClosedWindow]]) -> list[Alert]:
+        """Alerts for the abnormal windows of any sources, all scored in one call."""
         from pipeline.tfidf import pad_windows  # torch-backed module: imported only when windows are scored
 
-        windows = [w for w in windows if w.counts]
-        if not windows:
+        items = [(source, w) for source, w in items if w.counts]
+        if not items:
             return []
-        template_ids, counts = pad_windows([dict(w.counts) for w in windows])
+        template_ids, counts = pad_windows([dict(w.counts) for _, w in items])
         scores = await self.scorer.score(WindowClassBatch(template_ids, counts))
+        if scores.class_index.shape[0] != len(items):
+            raise InferenceError(
+                f"window classification: scorer {scores.model} v{scores.version} returned "
+                f"{scores.class_index.shape[0]} rows for {len(items)} windows; the backend must answer "
+                "every row"
+            )
         alerts = []
-        for row, window in enumerate(windows):
+        for row, (source, window) in enumerate(items):
             index = int(scores.class_index[row, 0])
             name = scores.class_names[index] if index < len(scores.class_names) else f"class {index}"
             if name == self.normal_class:
                 continue
             distances = scores.distances[row].tolist()
             weights = [math.exp(min(distances) - d) for d in distances]
-            key = f"{window.start_s:g}-{window.end_s:g}"
-            top_id, _ = max(window.counts, key=lambda item: (item[1], -item[0]))
+            key = window_key(window.start_s, window.end_s)
             by_count = sorted(window.counts, key=lambda item: (-item[1], item[0]))
+            top_id = by_count[0][0]
             alerts.append(
                 Alert(
                     alert_id=alert_id(source, key, AlertKind.WINDOW_CLASS),
@@ -321,7 +364,7 @@ class WindowClassifier:
                     event_template_id=top_id,
                     event_template=self._text(top_id),
                     expected=(),
-                    window=tuple(self._text(tid) for tid, _ in by_count),
+                    window=tuple(self._text(tid) for tid, _ in by_count[: self.top_templates]),
                     first_timestamp=window.start_s,
                     last_timestamp=window.end_s,
                     position=-1,
@@ -333,3 +376,12 @@ class WindowClassifier:
 
     def _text(self, template_id: int) -> str:
         return self._lookup(template_id) or f"<template {template_id}>"
+
+
+def window_key(start_s: float, end_s: float) -> str:
+    """`<start>-<end>` in seconds, exact to the microsecond (epoch times need all their digits)."""
+    return f"{_seconds(start_s)}-{_seconds(end_s)}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.6f}".rstrip("0").rstrip(".")

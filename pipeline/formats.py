@@ -50,6 +50,9 @@ class LogFormat:
     timestamp_format: str = ""
     session_pattern: str = ""  # every match in the line is a session key; "" means no sessions
     multiline: bool = True
+    # Header groups put before the content in the text the template miner sees (BGL: the component,
+    # so that one message from KERNEL and from APP stays two templates, as in training).
+    template_fields: tuple[str, ...] = ()
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _session_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     _time_memo: dict[str, float | None] = field(init=False, repr=False, compare=False)
@@ -62,9 +65,11 @@ class LogFormat:
             raise ConfigError(f"log format {self.name!r}: invalid regex ({exc}); fix the pattern") from exc
         if "content" not in regex.groupindex:
             raise ConfigError(f"log format {self.name!r}: the regex needs a (?P<content>...) group")
-        missing = [g for g in self.timestamp_groups if g not in regex.groupindex]
+        missing = [g for g in (*self.timestamp_groups, *self.template_fields) if g not in regex.groupindex]
         if missing:
-            raise ConfigError(f"log format {self.name!r}: timestamp groups {missing} are not in the regex")
+            raise ConfigError(
+                f"log format {self.name!r}: timestamp or template groups {missing} are not in the regex"
+            )
         object.__setattr__(self, "_regex", regex)
         object.__setattr__(self, "_session_regex", session)
         object.__setattr__(self, "_time_memo", {})
@@ -104,6 +109,14 @@ class LogFormat:
             session_keys=self.session_keys(line),
             fields=tuple((k, v) for k, v in groups.items() if v is not None and k not in _STANDARD_GROUPS),
         )
+
+    def template_text(self, record: LogRecord) -> str:
+        """What the template miner matches: the content, after the `template_fields` values."""
+        if not self.template_fields:
+            return record.content
+        standard = {"level": record.level, "component": record.component}
+        prefix = [standard[name] if name in standard else record.field(name) for name in self.template_fields]
+        return " ".join([*prefix, record.content])
 
     def session_keys(self, text: str) -> tuple[str, ...]:
         """Every session key in the text, de-duplicated, in order of appearance."""
@@ -153,6 +166,7 @@ BGL = LogFormat(
     r"(?P<type>\S+) (?P<component>\S+) (?P<level>\S+)(?: (?P<content>.*))?",
     timestamp_groups=("epoch",),
     timestamp_format=EPOCH,
+    template_fields=("component",),  # as `pipeline.datasets.bgl.BglTemplater.text`
 )
 GENERIC = LogFormat(
     "generic",

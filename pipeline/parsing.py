@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipeline.formats import LogFormat, LogRecord, MultilineJoiner, Unparsed
 from pipeline.records import DeadLetter, LogEvent, SourceOffset, TemplateRecord
@@ -99,17 +99,17 @@ class Parser:
         items.extend(joiner.flush())
         events: list[LogEvent] = []
         new_templates: list[TemplateRecord] = []
-        for item in items:
+        for index, item in enumerate(items):
             if isinstance(item, Unparsed):
                 reason = DeadReason(item.reason)
                 detail = f"{self.format.name} header not found and no record to continue"
                 dead.append(self._dead(reason, item.line.encode("utf-8"), raw, detail))
                 continue
-            match = self.miner.process(item.content)
+            match = self.miner.process(self.format.template_text(item))
             record = self.registry.observe(match, now_s)
             if record is not None:
                 new_templates.append(record)
-            events.extend(self._events(item, match, source, raw))
+            events.extend(self._events(item, match, source, replace(raw, line=index)))
         self.stats.events += len(events)
         return ParseResult(tuple(events), tuple(dead), tuple(new_templates))
 
@@ -144,7 +144,7 @@ class Parser:
         self.stats.records += 1
         if match.oov:
             self.stats.oov_records += 1
-        params = extract_params(match.template, record.content)
+        params = extract_params(match.template, self.format.template_text(record))
         keys = record.session_keys or (NO_SESSION,)
         return [
             LogEvent(source, key, record.timestamp, match.template_id, match.template, params, match.oov, raw)

@@ -19,10 +19,14 @@ def _clip(text: str, width: int) -> str:
 def format_alert(alert: Alert, verbose: bool = False) -> str:
     """One line per alert; with `verbose`, the preceding window and the expected events below it."""
     kind = _KIND_TEXT.get(alert.kind, str(alert.kind))
+    what = alert.label or alert.event_template
+    if alert.kind is AlertKind.PARAMETER_VALUE:
+        # The label holds the values and their expected ranges; the template says which line.
+        what = f"{_clip(alert.event_template, 60)} | {alert.label}"
     head = (
         f"ALERT {alert.alert_id[:8]} {alert.source}/{alert.session_key} {kind} "
         f"(#{alert.position}, {alert.model} v{alert.model_version}, score {alert.score:.2f}): "
-        f"{_clip(alert.label or alert.event_template, 90)}"
+        f"{_clip(what, 160 if alert.kind is AlertKind.PARAMETER_VALUE else 90)}"
     )
     if not verbose:
         return head

@@ -23,11 +23,19 @@ TEMPLATE_RECORD_SCHEMA = "log-template/1"
 
 @dataclass(frozen=True, slots=True)
 class SourceOffset:
-    """Where a raw record came from; offset -1 when it did not come from Kafka."""
+    """Where a raw record came from; offset -1 when it did not come from Kafka.
+
+    `line` is the record's index within its raw message (a message holds many lines): with it, an
+    event re-delivered after a crash is recognised by its exact position (`pipeline.sessions`).
+    `timestamp` is the raw message's Kafka timestamp (ingest time), the detector's clock
+    (`pipeline.stream_clock`).
+    """
 
     topic: str = ""
     partition: int = -1
     offset: int = -1
+    line: int = 0
+    timestamp: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,8 @@ class LogEvent:
             "topic": self.raw.topic,
             "partition": self.raw.partition,
             "offset": self.raw.offset,
+            "line": self.raw.line,
+            "ingested_at": self.raw.timestamp,
         }
 
     @classmethod
@@ -72,7 +82,11 @@ class LogEvent:
                 params=tuple(str(p) for p in _typed(obj, "params", list)),
                 oov=_typed(obj, "oov", bool),
                 raw=SourceOffset(
-                    _typed(obj, "topic", str), _typed(obj, "partition", int), _typed(obj, "offset", int)
+                    _typed(obj, "topic", str),
+                    _typed(obj, "partition", int),
+                    _typed(obj, "offset", int),
+                    int(obj.get("line", 0)),  # line and ingested_at: absent in earlier releases
+                    None if obj.get("ingested_at") is None else float(obj["ingested_at"]),
                 ),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -55,6 +55,7 @@ class NextEventQuery:
     window: tuple[int, ...]
     next_event: int
     position: int  # index of the event in its session; 0 for the first event
+    previous_ts: float | None = None  # the session's last known timestamp before the event (elapsed time)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class SessionState:
     touched_at: float | None = None  # detector clock at the last event, for inactivity expiry
     event_count: int = 0
     alerted: frozenset[str] = field(default_factory=frozenset)  # AlertKind values already sent
+    # Per raw topic-partition ("topic/partition"), the (offset, line) of the last event applied. Kafka
+    # delivers at least once: after a crash a worker re-reads messages whose effects may already be
+    # in the changelog, and an event at or before its mark is such a re-delivery.
+    marks: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def key(self) -> str:
@@ -93,6 +98,7 @@ class SessionState:
             "touched_at": self.touched_at,
             "event_count": self.event_count,
             "alerted": sorted(self.alerted),
+            "marks": [list(mark) for mark in self.marks],
         }
 
     @classmethod
@@ -114,6 +120,7 @@ class SessionState:
                 touched_at=_optional_float(data["touched_at"]),
                 event_count=int(data["event_count"]),
                 alerted=frozenset(str(k) for k in data["alerted"]),
+                marks=tuple((str(m[0]), int(m[1]), int(m[2])) for m in data.get("marks", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(
@@ -124,6 +131,30 @@ class SessionState:
 
 def new_session(source: str, session_key: str) -> SessionState:
     return SessionState(source=source, session_key=session_key)
+
+
+def raw_position(event: object) -> tuple[str, int, int] | None:
+    """("topic/partition", offset, line) of the raw record behind an event; None outside Kafka."""
+    raw = getattr(event, "raw", None)
+    if raw is None or raw.offset < 0:
+        return None
+    return f"{raw.topic}/{raw.partition}", int(raw.offset), int(raw.line)
+
+
+def is_redelivery(state: SessionState, event: object) -> bool:
+    """True when the event's raw position is at or before what the session already applied."""
+    position = raw_position(event)
+    if position is None:
+        return False
+    stream, offset, line = position
+    return any(m[0] == stream and (offset, line) <= (m[1], m[2]) for m in state.marks)
+
+
+def _marked(marks: tuple[tuple[str, int, int], ...], event: object) -> tuple[tuple[str, int, int], ...]:
+    position = raw_position(event)
+    if position is None:
+        return marks
+    return (*(m for m in marks if m[0] != position[0]), position)
 
 
 def advance(
@@ -145,7 +176,9 @@ def advance(
     # The padding rule of training (`pipeline.windows.last_window`), in plain tuples: this is the hot path.
     tail = state.window[-window_size:]
     window = (PAD_ID,) * (window_size - len(tail)) + tail
-    query = NextEventQuery(state.source, state.session_key, window, template_id, state.event_count)
+    query = NextEventQuery(
+        state.source, state.session_key, window, template_id, state.event_count, state.last_ts
+    )
     ts = event.timestamp
     clock = now if now is not None else ts
     new_state = SessionState(
@@ -157,6 +190,7 @@ def advance(
         touched_at=_latest(state.touched_at, clock),
         event_count=state.event_count + 1,
         alerted=state.alerted,
+        marks=_marked(state.marks, event),
     )
     return new_state, query
 
@@ -169,7 +203,9 @@ def is_expired(state: SessionState, now: float, timeout_s: float) -> bool:
 class SessionStore(Protocol):
     """Where a detector keeps session states: the in-memory tracker or a Faust table (`TableSessionStore`)."""
 
-    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery: ...
+    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery | None:
+        """The event's query; None when the event is a re-delivery its session already applied."""
+        ...
 
     def get(self, source: str, session_key: str) -> SessionState | None: ...
 
@@ -204,30 +240,44 @@ class TableSessionStore:
             self.table[key] = state.to_dict()
         return len(dirty)
 
-    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery:
+    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery | None:
         state = self.get(event.source, event.session_key) or new_session(event.source, event.session_key)
+        if is_redelivery(state, event):
+            return None
         state, query = advance(state, event, self.window_size, now)
         self.put(state)
         return query
 
-    def expire(
+    def idle(
         self, now: float, timeout_s: float, partition: int | None = None, partitions: int = 1
     ) -> list[SessionState]:
-        """Remove and return inactive sessions, optionally only those living on `partition`.
+        """Inactive sessions, optionally only those living on `partition`; they stay until `remove`.
 
+        Two steps, so a worker publishes a closed session's alerts before the session leaves the
+        table: stopped in between, it leaves the session for a restart to close again (an alert may
+        repeat, under its stable id) rather than a deleted session whose alert never went out.
         A Faust table writes its changelog to the partition of the event being processed, so a
-        worker may only delete the sessions of the partition whose message it is handling.
+        worker may only touch the sessions of the partition whose message it is handling.
         """
         self.flush()
         states = map(SessionState.from_dict, list(self.table.values()))
-        expired = [
+        return [
             s
             for s in states
             if is_expired(s, now, timeout_s)
             and (partition is None or partition_for(s.session_key, partitions) == partition)
         ]
-        for state in expired:
-            del self.table[state.key]
+
+    def remove(self, states: Iterable[SessionState]) -> None:
+        for state in states:
+            self.table.pop(state.key, None)
+
+    def expire(
+        self, now: float, timeout_s: float, partition: int | None = None, partitions: int = 1
+    ) -> list[SessionState]:
+        """Remove and return inactive sessions (`idle` then `remove`)."""
+        expired = self.idle(now, timeout_s, partition, partitions)
+        self.remove(expired)
         return expired
 
 
@@ -264,11 +314,14 @@ class SessionTracker:
         """Replace a session's state without touching its recency (e.g. to record an alert)."""
         self._sessions[state.key] = state
 
-    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery:
-        """Advance the event's session (created on first sight) and return its query."""
+    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery | None:
+        """Advance the event's session (created on first sight) and return its query (None: re-delivery)."""
         self._clock = _latest(self._clock, now if now is not None else event.timestamp)
         key = store_key(event.source, event.session_key)
         state = self._sessions.pop(key, None) or new_session(event.source, event.session_key)
+        if is_redelivery(state, event):
+            self._sessions[key] = state
+            return None
         state, query = advance(state, event, self.window_size, self._clock)
         self._sessions[key] = state
         if len(self._sessions) > self.max_sessions:

@@ -71,6 +71,14 @@ class Settings:
     max_batch_size: int = 1024
     batch_timeout_s: float = 0.05
     web_port: int = 6066
+    # Sources without session ids (comma-separated, e.g. "bgl"): their events are cut into time
+    # windows (the window model's spec) and classified by `window_model` instead of next-event scoring.
+    window_sources: str = ""
+    window_model: str = "protosiamese"
+    # DeepLog's parameter value model: checked for every session event when a version of it exists in
+    # the model repository at worker start (in-process TorchScript); "" turns it off.
+    parameter_model: str = "deeplog_params"
+    parameter_history_keys: int = 10_000  # log keys whose last h vectors a worker keeps in memory
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -112,6 +120,11 @@ class Settings:
         }
         conf.update({k: v for k, v in optional.items() if v})
         return conf
+
+    @property
+    def window_source_set(self) -> frozenset[str]:
+        """`window_sources` parsed: names stripped, empty entries ignored."""
+        return frozenset(name.strip() for name in self.window_sources.split(",") if name.strip())
 
     def all_topics(self) -> tuple[str, ...]:
         return (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,6 +265,31 @@ class TemplateMiner:
 
     def cluster_sizes(self) -> dict[int, int]:
         return {c.cluster_id: c.size for c in self._drain.clusters}
+
+    @classmethod
+    def from_templates(cls, texts: Iterable[str], config: DrainConfig | None = None) -> TemplateMiner:
+        """A frozen miner whose templates are exactly `texts` (e.g. those seen on `log-events`).
+
+        Built without Drain's learning, which would merge similar texts into new templates (and new
+        ids): each text becomes one cluster, put into the prefix tree the way Drain puts a new
+        cluster. That tree is not the one mining grew, so a line that fits two of the texts may pick
+        another than the original parser did; `unmatched` tells whether each text at least maps to
+        its own id.
+        """
+        miner = cls(config, MinerMode.MATCH)
+        drain = miner._drain
+        # Sorted: the same texts give the same state, whatever order they arrived in.
+        for cluster_id, text in enumerate(sorted(set(texts)), 1):
+            cluster = LogCluster(text.split(), cluster_id)
+            drain.id_to_cluster[cluster_id] = cluster
+            drain.add_seq_to_prefix_tree(drain.root_node, cluster)
+            drain.clusters_counter = cluster_id
+            miner._ids[cluster_id] = template_id(cluster.get_template())
+        return miner
+
+    def unmatched(self, texts: Iterable[str]) -> list[str]:
+        """The texts that do not match to their own template id (empty for a consistent set)."""
+        return [text for text in texts if self.match(text).template_id != template_id(text)]
 
     # state -----------------------------------------------------------------------------------
     def save_state(self) -> bytes:

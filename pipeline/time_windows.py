@@ -16,6 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline.errors import ConfigError
 
@@ -47,6 +48,19 @@ class WindowSpec:
                 f"time windows: need size_s > 0, 0 < step_s <= size_s and allowed_lateness_s >= 0, got "
                 f"size_s={self.size_s}, step_s={self.step_s}, allowed_lateness_s={self.allowed_lateness_s}"
             )
+
+    def to_json(self) -> dict[str, float]:
+        """As stored in a model version's metadata.json (`window`)."""
+        return {"size_s": self.size_s, "step_s": self.step_s, "allowed_lateness_s": self.allowed_lateness_s}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> WindowSpec:
+        try:
+            return cls(float(raw["size_s"]), float(raw["step_s"]), float(raw.get("allowed_lateness_s", 0.0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"time windows: expected a spec with size_s and step_s, got {raw!r}; republish the model"
+            ) from exc
 
     def starts(self, timestamp_s: float) -> list[float]:
         """Start times of every window that contains `timestamp_s`, oldest first."""
@@ -107,6 +121,11 @@ class TimeWindower:
             if event.alert is not None:
                 alerts[event.alert] += 1
         return self._close(event.timestamp_s - self.spec.allowed_lateness_s)
+
+    @property
+    def open_count(self) -> int:
+        """Windows holding events that have not closed yet."""
+        return len(self._open)
 
     def flush(self) -> list[Window]:
         """Close every open window (end of input)."""

@@ -10,6 +10,11 @@ learns where sessions may end, so a session that stops early (most HDFS anomalie
 event are truncated block lifecycles such as `5 22`) gets an abnormal last pair. DeepLog's public
 code does the same in effect by padding short sessions at the end. A streaming worker sends
 `SESSION_END_ID` as the next event when it closes a session.
+
+`full_windows=True` is the papers' windowing instead (LAMA Sec. 2.1, DeepLog's public code), used only
+to reproduce their numbers: a session of n > l events gives the n - l full windows; a session of at
+most l events is padded at the end and gives one pair whose target is the padding, which no model
+predicts, so such a session is always anomalous.
 """
 
 from __future__ import annotations
@@ -27,17 +32,20 @@ SESSION_END_ID = 1 << 52
 
 
 def next_event_windows(
-    session_ids: Sequence[int], window_size: int, end_of_session: bool = False
+    session_ids: Sequence[int], window_size: int, end_of_session: bool = False, full_windows: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windows `(n-1, window_size)` int64, left-padded with 0, and the next events `(n-1,)` int64.
 
-    With `end_of_session`, the session is closed by `SESSION_END_ID`, giving one more pair.
+    With `end_of_session`, the session is closed by `SESSION_END_ID`, giving one more pair. With
+    `full_windows`, the papers' windowing (see the module docstring).
     """
     if window_size < 1:
         raise DataError(f"windowing: window_size must be >= 1, got {window_size}; pass a positive size")
     ids = np.asarray(session_ids, dtype=np.int64)
     if end_of_session and len(ids):
         ids = np.append(ids, np.int64(SESSION_END_ID))
+    if full_windows:
+        return _full_windows(ids, window_size)
     count = max(len(ids) - 1, 0)
     # Prefix the session with padding so that every window is a plain slice of the same array.
     padded = np.concatenate([np.full(window_size, PAD_ID, dtype=np.int64), ids])
@@ -48,6 +56,16 @@ def next_event_windows(
     return np.ascontiguousarray(windows), ids[1:].copy()
 
 
+def _full_windows(ids: np.ndarray, window_size: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(ids) == 0:
+        return np.zeros((0, window_size), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if len(ids) <= window_size:
+        window = np.concatenate([ids, np.full(window_size - len(ids), PAD_ID, dtype=np.int64)])
+        return window[None, :], np.asarray([PAD_ID], dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(ids[:-1], window_size)
+    return np.ascontiguousarray(windows), ids[window_size:].copy()
+
+
 def last_window(history_ids: Sequence[int], window_size: int) -> np.ndarray:
     """The window `(window_size,)` that precedes the next event of a session seen so far (streaming)."""
     tail = list(history_ids)[-window_size:]
@@ -55,7 +73,10 @@ def last_window(history_ids: Sequence[int], window_size: int) -> np.ndarray:
 
 
 def count_pairs(
-    sessions: Iterable[Sequence[int]], window_size: int, end_of_session: bool = False
+    sessions: Iterable[Sequence[int]],
+    window_size: int,
+    end_of_session: bool = False,
+    full_windows: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (window, next) pairs over many sessions with their counts: windows, nexts, counts.
 
@@ -63,7 +84,7 @@ def count_pairs(
     """
     counter: Counter[tuple[int, ...]] = Counter()
     for session in sessions:
-        windows, nexts = next_event_windows(session, window_size, end_of_session)
+        windows, nexts = next_event_windows(session, window_size, end_of_session, full_windows)
         if len(nexts):
             rows = np.concatenate([windows, nexts[:, None]], axis=1)
             counter.update(map(tuple, rows.tolist()))

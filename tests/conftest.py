@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,8 +28,8 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A single-node KRaft broker for the whole test session; yields Settings pointing at it."""
+def kafka_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's single-node KRaft broker (a `LocalKafka`; outage tests stop and restart it)."""
     from pipeline.adapters.kafka import wait_for_broker
     from pipeline.infra.kafka_local import LocalKafka, default_cache_dir
     from pipeline.infra.process import free_port
@@ -41,23 +42,27 @@ def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
         cache_dir=default_cache_dir(),
     )
     server.start()
-    settings = Settings(bootstrap_servers=server.bootstrap_servers, kafka_port=server.port)
     try:
-        wait_for_broker(settings)
-        yield settings
+        wait_for_broker(Settings(bootstrap_servers=server.bootstrap_servers))
+        yield server
     finally:
         server.stop()
 
 
 @pytest.fixture(scope="session")
-def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A Triton server on an (initially empty) temporary model repository."""
+def kafka_server(kafka_local: Any) -> Settings:
+    """Settings pointing at the session's broker."""
+    return Settings(bootstrap_servers=kafka_local.bootstrap_servers, kafka_port=kafka_local.port)
+
+
+@pytest.fixture(scope="session")
+def triton_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's Triton server (a `LocalTriton`) on an initially empty temporary repository."""
     from pipeline.infra.process import free_port
     from pipeline.infra.triton_local import LocalTriton
 
-    repo = tmp_path_factory.mktemp("model-repo")
     server = LocalTriton(
-        model_repo=repo,
+        model_repo=tmp_path_factory.mktemp("model-repo"),
         state_dir=tmp_path_factory.mktemp("triton-state"),
         http_port=free_port(),
         grpc_port=free_port(),
@@ -65,15 +70,21 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings
     )
     server.start()
     try:
-        yield Settings(
-            model_repo=repo,
-            triton_grpc_url=server.grpc_url,
-            triton_http_port=server.http_port,
-            triton_grpc_port=server.grpc_port,
-            triton_metrics_port=server.metrics_port,
-        )
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def triton_server(triton_local: Any) -> Settings:
+    """Settings pointing at the session's Triton and its model repository."""
+    return Settings(
+        model_repo=triton_local.model_repo,
+        triton_grpc_url=triton_local.grpc_url,
+        triton_http_port=triton_local.http_port,
+        triton_grpc_port=triton_local.grpc_port,
+        triton_metrics_port=triton_local.metrics_port,
+    )
 
 
 @pytest.fixture

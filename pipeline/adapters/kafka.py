@@ -129,25 +129,88 @@ def consume(client: Consumer, timeout_s: float, idle_s: float = 2.0) -> Iterator
         yield msg
 
 
+# Coordinator states a fresh or restarting broker passes through; an offsets request then succeeds
+# after a moment (librdkafka does not mark NOT_COORDINATOR retriable).
+_COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
+
+
+class ConsumerLagProbe:
+    """Per-topic lag of a consumer group: end offsets minus the group's committed offsets.
+
+    One consumer client with the group's id that never subscribes nor commits: it reads the group's
+    committed offsets without joining the group. (Not the admin client's `list_consumer_group_offsets`:
+    with confluent-kafka 2.16 a process that holds a consumer crashes when that call meets a loading
+    coordinator.) Blocking, so call it from a thread, not from an event loop; not thread-safe;
+    `close()` when done.
+    """
+
+    def __init__(self, settings: Settings, group_id: str, timeout_s: float = 10.0) -> None:
+        self.settings, self.group_id, self.timeout_s = settings, group_id, timeout_s
+        self._client: Consumer | None = None
+
+    def lag(self, topics: list[str]) -> dict[str, int]:
+        """Messages not yet committed, per topic; a group that never committed lags fully (from the
+        oldest offset still held). Topics that do not exist are left out."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                return self._lag_once(topics)
+            except KafkaException as exc:
+                error = exc.args[0]
+                transient = error.code() in _COORDINATOR_NOT_READY or error.retriable()
+                if transient and time.monotonic() < deadline:
+                    time.sleep(0.25)
+                    continue
+                raise InfrastructureError(
+                    f"kafka: lag of group {self.group_id} on {topics}: {error.name()} from "
+                    f"{self.settings.bootstrap_servers} ({error.str()})"
+                ) from exc
+
+    def _lag_once(self, topics: list[str]) -> dict[str, int]:
+        from confluent_kafka import TopicPartition
+
+        if self._client is None:
+            self._client = Consumer(
+                {
+                    **self.settings.kafka_config(),
+                    "group.id": self.group_id,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                }
+            )
+        client = self._client
+        metadata = client.list_topics(timeout=self.timeout_s).topics
+        present = [t for t in topics if t in metadata]
+        partitions = [TopicPartition(t, p) for t in present for p in metadata[t].partitions]
+        if not partitions:
+            return {}
+        committed = {
+            (tp.topic, tp.partition): tp.offset for tp in client.committed(partitions, timeout=self.timeout_s)
+        }
+        lag = dict.fromkeys(present, 0)
+        for tp in partitions:
+            low, high = client.get_watermark_offsets(tp, timeout=self.timeout_s)
+            done = committed.get((tp.topic, tp.partition), -1)
+            lag[tp.topic] += max(high - (done if done >= 0 else low), 0)
+        return lag
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()  # never subscribed and auto commit off: commits nothing
+            self._client = None
+
+
 def consumer_lag(settings: Settings, group_id: str, topics: list[str]) -> dict[str, int]:
     """Messages not yet committed by `group_id`, per topic (a group that never committed lags fully)."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-
-    client = admin(settings)
-    metadata = client.list_topics(timeout=10).topics
-    partitions = [TopicPartition(t, p) for t in topics if t in metadata for p in metadata[t].partitions]
-    if not partitions:
-        return {}
-    future = client.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group_id, partitions)])
-    committed = {(tp.topic, tp.partition): tp.offset for tp in future[group_id].result().topic_partitions}
-    probe = Consumer({**settings.kafka_config(), "group.id": f"{group_id}-lag-probe"})
+    probe = ConsumerLagProbe(settings, group_id)
     try:
-        lag: dict[str, int] = {}
-        for tp in partitions:
-            low, high = probe.get_watermark_offsets(tp, timeout=10)
-            done = committed.get((tp.topic, tp.partition), -1)
-            lag[tp.topic] = lag.get(tp.topic, 0) + high - (done if done >= 0 else low)
-        return lag
+        return probe.lag(topics)
     finally:
         probe.close()
 

@@ -13,7 +13,7 @@ import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from pipeline.errors import InferenceError, InfrastructureError, ModelError
-from pipeline.scoring import LruCache, NextEventBatch, NextEventScores
+from pipeline.scoring import LruCache, NextEventBatch, NextEventScores, WindowClassBatch, WindowClassScores
 
 log = logging.getLogger(__name__)
 
@@ -171,28 +171,118 @@ class TritonNextEventScorer:
 
     async def _infer_retrying(self, batch: NextEventBatch, indices: list[int]) -> InferResult:
         inputs = {"window": batch.window[indices], "next_event": batch.next_event[indices]}
-        delay, failures = 0.1, 0
-        while True:
-            try:
-                result = await self.client.infer(self.model, inputs, self.OUTPUTS)
-            except (InferenceError, ModelError) as exc:
-                failures += 1
-                if failures == 1:
-                    self.on_degraded(True)
-                log.warning(
-                    "DEGRADED: %s; retry %d in %.1fs (events wait, nothing is dropped)", exc, failures, delay
+        result = await infer_retrying(
+            self.client, self.model, inputs, self.OUTPUTS, self.max_backoff_s, self.on_degraded
+        )
+        self.calls += 1
+        self.rows_sent += len(indices)
+        return result
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def infer_retrying(
+    client: AsyncTritonClient,
+    model: str,
+    inputs: Mapping[str, np.ndarray],
+    outputs: Sequence[str],
+    max_backoff_s: float,
+    on_degraded: Callable[[bool], None],
+) -> InferResult:
+    """`client.infer`, retried with capped exponential backoff while Triton fails; never gives up.
+
+    The stream waits rather than dropping events; `on_degraded(True)` on every failed attempt and
+    `on_degraded(False)` on recovery drive the `logad_degraded` and failure-count metrics.
+    """
+    delay, failures = 0.1, 0
+    while True:
+        try:
+            result = await client.infer(model, inputs, outputs)
+        except (InferenceError, ModelError) as exc:
+            failures += 1
+            on_degraded(True)  # every failed attempt: the metric counts them
+            log.warning(
+                "DEGRADED: %s; retry %d in %.1fs (events wait, nothing is dropped)", exc, failures, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(max_backoff_s, delay * 2)
+            continue
+        if failures:
+            log.warning("RECOVERED: triton %s answered again after %d failed attempts", model, failures)
+            on_degraded(False)
+        return result
+
+
+class TritonWindowClassScorer:
+    """`WindowClassScorer` over Triton gRPC (ProtoSiamese): a batch of windows in as few requests as
+    `max_batch_size` allows, retried like `TritonNextEventScorer`.
+
+    Class names are not a tensor: `class_names(version)` reads them for the version that answered
+    (from its metadata.json in the model repository), cached per version. A batch split into several
+    requests is asked again whole if the serving version changes between them, so one version
+    answers every window of the batch.
+    """
+
+    OUTPUTS = ("class_index", "distances")
+
+    def __init__(
+        self,
+        grpc_url: str,
+        model: str,
+        class_names: Callable[[int], tuple[str, ...]],
+        max_batch_size: int = 1024,
+        max_backoff_s: float = 5.0,
+        on_degraded: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.client = AsyncTritonClient(grpc_url)
+        self.model = model
+        self.class_names = class_names
+        self.max_batch_size = max_batch_size
+        self.max_backoff_s = max_backoff_s
+        self.on_degraded = on_degraded or (lambda degraded: None)
+        self._names: dict[int, tuple[str, ...]] = {}
+        self.calls = 0
+
+    async def score(self, batch: WindowClassBatch) -> WindowClassScores:
+        if len(batch) == 0:
+            empty = np.zeros((0, 1), dtype=np.int64)
+            return WindowClassScores(empty, np.zeros((0, 0), dtype=np.float32), (), self.model, 0)
+        for _ in range(3):
+            parts = [
+                await self._infer(batch, start, min(start + self.max_batch_size, len(batch)))
+                for start in range(0, len(batch), self.max_batch_size)
+            ]
+            versions = {p.version for p in parts}
+            if len(versions) == 1:
+                version = parts[0].version
+                return WindowClassScores(
+                    class_index=np.concatenate([p.outputs["class_index"] for p in parts])
+                    .reshape(-1, 1)
+                    .astype(np.int64),
+                    distances=np.concatenate([p.outputs["distances"] for p in parts]).astype(np.float32),
+                    class_names=self._class_names(version),
+                    model=self.model,
+                    version=version,
                 )
-                await asyncio.sleep(delay)
-                delay = min(self.max_backoff_s, delay * 2)
-                continue
-            if failures:
-                log.warning(
-                    "RECOVERED: triton %s answered again after %d failed attempts", self.model, failures
-                )
-                self.on_degraded(False)
-            self.calls += 1
-            self.rows_sent += len(indices)
-            return result
+            log.info("triton %s: version changed within a batch (%s); asking again", self.model, versions)
+        raise InferenceError(
+            f"triton {self.model}: serving version kept changing while scoring one batch of {len(batch)}"
+        )
+
+    async def _infer(self, batch: WindowClassBatch, start: int, stop: int) -> InferResult:
+        inputs = {"template_ids": batch.template_ids[start:stop], "counts": batch.counts[start:stop]}
+        result = await infer_retrying(
+            self.client, self.model, inputs, self.OUTPUTS, self.max_backoff_s, self.on_degraded
+        )
+        self.calls += 1
+        return result
+
+    def _class_names(self, version: int) -> tuple[str, ...]:
+        names = self._names.get(version)
+        if names is None:
+            names = self._names[version] = self.class_names(version)
+        return names
 
     async def close(self) -> None:
         await self.client.close()

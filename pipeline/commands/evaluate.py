@@ -21,6 +21,10 @@ EVALUATIONS: dict[str, tuple[str, str]] = {
     "ablation": ("pipeline.evaluation.ablation", "LAMA Table 3: layers b x heads h on the 1/99 data"),
     "fewshot-bgl": ("pipeline.evaluation.fewshot", "ProtoSiamese vs baselines on BGL windows"),
     "fewshot-hadoop": ("pipeline.evaluation.fewshot", "ProtoSiamese vs baselines on Hadoop failures"),
+    "params-synthetic": (
+        "pipeline.evaluation.parameters",
+        "DeepLog parameter model: P/R/F1 on synthetic value anomalies, false alarms on HDFS_100k",
+    ),
 }
 
 

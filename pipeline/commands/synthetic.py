@@ -20,7 +20,7 @@ from pipeline.settings import Settings
 
 
 def register(subparsers: Any) -> None:
-    from pipeline.datasets.hdfs_lifecycle import ANOMALY_KINDS
+    from pipeline.datasets.hdfs_lifecycle import ALL_ANOMALY_KINDS, ANOMALY_KINDS
 
     parser = subparsers.add_parser(
         "generate-synthetic", help="write a synthetic HDFS-like log and its anomaly labels"
@@ -32,7 +32,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--labels", type=Path, help="anomalous blocks as '<block id>,<kind>' lines")
     parser.add_argument("--concurrent-blocks", type=int, default=64, help="blocks whose lines interleave")
     parser.add_argument(
-        "--kinds", nargs="+", default=list(ANOMALY_KINDS), choices=ANOMALY_KINDS, help="anomaly kinds"
+        "--kinds",
+        nargs="+",
+        default=list(ANOMALY_KINDS),
+        choices=ALL_ANOMALY_KINDS,
+        help="anomaly kinds (slow_write and abnormal_size: parameter anomalies, normal event sequence)",
     )
     parser.add_argument(
         "--fresh-block-ids", action="store_true", help="random block ids (replays never reuse a session)"

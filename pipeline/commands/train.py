@@ -1,8 +1,10 @@
 """`logad train lama|deeplog`: train a next-event model and publish it to the model repository.
 
-Sessions come from a deeplog_* file (`--sessions`) or from raw log lines through the parser
-(`--logs`, with `--format`; blocks listed in `--labels` are left out as anomalous). The version
+Sessions come from a deeplog_* file (`--sessions`), from raw log lines through the parser
+(`--logs`, with `--format`; blocks listed in `--labels` are left out as anomalous), or from the
+parsed events on Kafka (`--from-topic`, see `pipeline.commands.train_topic`). The version
 written holds model.pt (TorchScript, vocabulary inside), metadata.json and config.pbtxt.
+`deeplog_params` (DeepLog's parameter value model, raw lines only) is `pipeline.commands.train_parameters`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands import train_parameters, train_protosiamese, train_topic
 from pipeline.errors import ConfigError
 from pipeline.evaluation.hdfs_1_99 import (
     add_training_arguments,
@@ -26,16 +29,20 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("train", help="train LAMA or DeepLog and publish a model version")
-    parser.add_argument("model", choices=("lama", "deeplog"))
-    source = parser.add_mutually_exclusive_group(required=True)
+    parser = subparsers.add_parser("train", help="train LAMA, DeepLog or ProtoSiamese; publish a version")
+    parser.add_argument("model", choices=("lama", "deeplog", "protosiamese", "deeplog_params"))
+    # Not required: protosiamese reads --train-files instead (checked in _train).
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--sessions", help="normal sessions, deeplog_* format (e.g. hdfs/deeplog_train)")
     source.add_argument("--logs", help="raw log file (.gz ok), parsed and grouped into sessions")
+    train_topic.add_arguments(parser, source)
     parser.add_argument("--format", default="hdfs", help="log format profile for --logs")
     parser.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
     parser.add_argument("--no-publish", action="store_true", help="train and report only")
     parser.add_argument("--max-batch-size", type=int, default=4096, help="Triton max_batch_size")
     add_training_arguments(parser)
+    train_protosiamese.add_arguments(parser)
+    train_parameters.add_arguments(parser)
     parser.set_defaults(handler=_train, model_choice=None)
 
 
@@ -64,12 +71,30 @@ def load_training_sessions(
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
+    if args.model == "protosiamese":
+        return train_protosiamese.run(args, settings)
+    if args.model == "deeplog_params":
+        return train_parameters.run(args, settings)
+    from_topic = getattr(args, "from_topic", None) is not None  # "" when given without a topic name
+    if args.templates_from and not from_topic:
+        raise ConfigError("train: --templates-from applies only to --from-topic")
+    if not (args.sessions or args.logs or from_topic):
+        raise ConfigError(
+            f"train {args.model}: give the training data with --sessions, --logs or --from-topic"
+        )
     import torch
 
     from pipeline.training.next_event import save_curves_png, train_next_event
 
     torch.set_num_threads(args.threads)
-    sessions, digest, miner = load_training_sessions(args, settings)
+    if from_topic:
+        topic = train_topic.load_topic_sessions(args, settings)
+        sessions, miner, log_format = topic.sessions, topic.miner, topic.log_format
+        extra: dict[str, Any] = topic.metadata
+    else:
+        sessions, digest, miner = load_training_sessions(args, settings)
+        log_format = args.format if miner is not None else None
+        extra = {"training_data_sha256": digest}
     trained = train_next_event(
         args.model, model_config_from_args(args), sessions, train_config_from_args(args)
     )
@@ -84,8 +109,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         Path(settings.model_repo),
         trained,
         miner,
-        args.format if miner is not None else None,
-        {"training_data_sha256": digest, "curves": trained.curves},
+        log_format,
+        {**extra, "curves": trained.curves},
         max_batch_size=args.max_batch_size,
     )
     print(f"published {published.name} version {published.version} at {published.path}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.errors import DataError
 from pipeline.templates import DrainConfig, MaskingConfig, MaskingRule, MinerMode, TemplateMiner
-from pipeline.time_windows import TimedEvent
+from pipeline.time_windows import NORMAL, TimedEvent, Window, WindowSpec, time_windows
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,13 @@ class BglTemplater:
     def text(record: BglRecord) -> str:
         return f"{record.component} {record.content}"
 
+    def save_state(self) -> bytes:
+        """The frozen miner's state: the `templates.json` the streaming parser loads."""
+        return self._miner.save_state()
+
+    def templates(self) -> dict[int, str]:
+        return self._miner.templates()
+
     def learn(self, records: Iterable[BglRecord]) -> None:
         """Mine templates from training lines and freeze the set."""
         for record in records:
@@ -103,3 +110,34 @@ class BglTemplater:
 def bgl_events(records: Sequence[BglRecord], templater: BglTemplater) -> list[TimedEvent]:
     """Timed events (template id + alert) of records, matched against the templater's frozen set."""
     return [TimedEvent(r.timestamp_s, templater.template_id(r), r.alert) for r in records]
+
+
+def learn_windows(
+    record_lists: Sequence[Sequence[BglRecord]], spec: WindowSpec
+) -> tuple[BglTemplater, list[Window]]:
+    """Templates learned on every line, then windows cut per list (each list one file).
+
+    The files are independent samples, so a window never mixes two of them.
+    """
+    templater = BglTemplater()
+    templater.learn(r for records in record_lists for r in records)
+    windows = [w for records in record_lists for w in time_windows(bgl_events(records, templater), spec)]
+    return templater, windows
+
+
+def window_classes(
+    windows: Iterable[Window], min_windows: int, required: Iterable[str] | None = None
+) -> tuple[str, ...]:
+    """NORMAL first, then the anomaly labels with `min_windows`+ windows (and in `required`, if given).
+
+    A class with fewer examples cannot be learned (episodes need two); one absent from `required`
+    (the test set) could never be scored.
+    """
+    sizes: dict[str, int] = {}
+    for w in windows:
+        sizes[w.label] = sizes.get(w.label, 0) + 1
+    allowed = None if required is None else set(required)
+    kept = sorted(
+        c for c, n in sizes.items() if c != NORMAL and n >= min_windows and (allowed is None or c in allowed)
+    )
+    return (NORMAL, *kept)

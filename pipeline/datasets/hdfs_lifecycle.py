@@ -14,6 +14,11 @@ Anomalous kinds (`ANOMALY_KINDS`), each with a few variants:
 - `out_of_order`: the deletion comes before the write completes, or addStoredBlock precedes the
   allocation;
 - `unseen_event`: a normal life plus one event no normal block has [20, 28 or 29].
+
+Parameter anomalies (`PARAMETER_ANOMALY_KINDS`, off by default) keep a normal block's events and
+their order, so only DeepLog's parameter value model can see them:
+- `slow_write`: every line of the write (responders and addStoredBlock) comes 50x later than planned;
+- `abnormal_size`: the block reports a size of 4 to 64 times HDFS's 64 MiB block size.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import random
 from pipeline.errors import ConfigError
 
 ANOMALY_KINDS = ("missing_steps", "exception", "out_of_order", "unseen_event")
+PARAMETER_ANOMALY_KINDS = ("slow_write", "abnormal_size")
+ALL_ANOMALY_KINDS = ANOMALY_KINDS + PARAMETER_ANOMALY_KINDS
+SLOW_WRITE_FACTOR = 50.0
 NORMAL = "normal"
 FULL_BLOCK_BYTES = 67108864  # HDFS_v1's block size: most blocks are full
 
@@ -33,6 +41,11 @@ _NAMESYSTEM = "dfs.FSNamesystem"
 _XCEIVER = "dfs.DataNode$DataXceiver"
 _RESPONDER = "dfs.DataNode$PacketResponder"
 _RECEIVER = "dfs.DataNode$BlockReceiver"
+
+
+def _slower(step: Step) -> Step:
+    gap, pid, level, component, content = step
+    return (gap * SLOW_WRITE_FACTOR, pid, level, component, content)
 
 
 class BlockPlanner:
@@ -46,7 +59,7 @@ class BlockPlanner:
         self.job = f"200811092030_{rng.randint(1, 99):04d}"
 
     def plan(self, blk: str, serial: int, kind: str = NORMAL) -> list[Step]:
-        """Every line of block `blk` in order; `kind` is `NORMAL` or one of `ANOMALY_KINDS`."""
+        """Every line of block `blk` in order; `kind` is `NORMAL` or one of `ALL_ANOMALY_KINDS`."""
         rng = self.rng
         replicas = rng.sample(self.nodes, 3)
         size = FULL_BLOCK_BYTES if rng.random() < 0.7 else rng.randint(1000, FULL_BLOCK_BYTES - 1)
@@ -81,7 +94,14 @@ class BlockPlanner:
             life = creation + write + later + deletion
             at = rng.randint(len(creation), len(life))
             return [*life[:at], self._unseen(blk, size, replicas), *life[at:]]
-        raise ConfigError(f"synthetic block: kind {kind!r} is not {NORMAL!r} or one of {ANOMALY_KINDS}")
+        if kind == "slow_write":
+            slowed = set(responders + stored)
+            return creation + [_slower(s) if s in slowed else s for s in write] + later + deletion
+        if kind == "abnormal_size":
+            wrong = f"size {rng.randint(4 * FULL_BLOCK_BYTES, 64 * FULL_BLOCK_BYTES)}"
+            life = creation + write + later + deletion
+            return [(g, p, lv, c, text.replace(f"size {size}", wrong)) for g, p, lv, c, text in life]
+        raise ConfigError(f"synthetic block: kind {kind!r} is not {NORMAL!r} or one of {ALL_ANOMALY_KINDS}")
 
     def _gap(self, low: float, high: float) -> float:
         return low + (high - low) * self.rng.random()

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.datasets.hdfs_lifecycle import ANOMALY_KINDS, NORMAL, BlockPlanner, Step
+from pipeline.datasets.hdfs_lifecycle import ALL_ANOMALY_KINDS, ANOMALY_KINDS, NORMAL, BlockPlanner, Step
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class SyntheticConfig:
     seed: int = 0
     concurrent_blocks: int = 64  # blocks in flight at once: how much their lines interleave
     start_s: int = HDFS_V1_START_S
-    anomaly_kinds: tuple[str, ...] = ANOMALY_KINDS
+    anomaly_kinds: tuple[str, ...] = ANOMALY_KINDS  # parameter kinds (`PARAMETER_ANOMALY_KINDS`) opt in
     fresh_block_ids: bool = False  # ids from `block_id_salt`, or a random salt when that is None
     block_id_salt: int | None = None  # None: derived from the seed (unless fresh_block_ids)
 
@@ -58,9 +58,9 @@ class SyntheticConfig:
             problems.append(f"anomaly_rate must be in [0, 1], got {self.anomaly_rate}")
         if self.concurrent_blocks < 1:
             problems.append(f"concurrent_blocks must be >= 1, got {self.concurrent_blocks}")
-        unknown = [k for k in self.anomaly_kinds if k not in ANOMALY_KINDS]
+        unknown = [k for k in self.anomaly_kinds if k not in ALL_ANOMALY_KINDS]
         if unknown or not self.anomaly_kinds:
-            problems.append(f"anomaly_kinds must be a non-empty subset of {ANOMALY_KINDS}, got {unknown}")
+            problems.append(f"anomaly_kinds must be a non-empty subset of {ALL_ANOMALY_KINDS}, got {unknown}")
         if problems:
             raise ConfigError("synthetic log config: " + "; ".join(problems) + "; fix the options")
 

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 NORMAL = "normal"
 BGL_TRAIN_DEFAULT = ("bgl/BGL_2k.log", "bgl/BGL_4k.log", "bgl/BGL_6k.log", "bgl/BGL_8k.log")
 BGL_TEST_DEFAULT = ("bgl/BGL_10k.log",)
+PROTOSIAMESE_EPOCHS = 500
 
 
 @dataclass(frozen=True)
@@ -60,18 +61,51 @@ class FewShotData:
     notes: str
 
 
+def add_window_arguments(parser: Any) -> None:
+    """BGL training data and its time windows (shared with `logad train protosiamese`).
+
+    `parser` is an `argparse` parser or argument group.
+    """
+    parser.add_argument("--train-files", nargs="+", default=list(BGL_TRAIN_DEFAULT), help="BGL train logs")
+    parser.add_argument("--window-s", type=float, default=300.0, help="window length (seconds)")
+    parser.add_argument(
+        "--step-s", type=float, default=300.0, help="window hop (seconds; = length: tumbling)"
+    )
+    parser.add_argument("--min-train-windows", type=int, default=2, help="fewer: class not learned")
+
+
+def add_episodic_arguments(parser: Any, epochs: bool = True) -> None:
+    """Episodic training options (shared with `logad train protosiamese`, which has its own --epochs)."""
+    if epochs:
+        parser.add_argument(
+            "--epochs", type=int, default=PROTOSIAMESE_EPOCHS, help="episodic epochs (paper: 500)"
+        )
+    parser.add_argument("--episodes-per-epoch", type=int, default=10)
+    parser.add_argument(
+        "--milestones", type=int, nargs="*", default=[150, 450], help="lr x0.1 at these epochs"
+    )
+    parser.add_argument("--n-way", type=int, default=4, help="classes per episode (paper: 2)")
+    parser.add_argument("--k-shot", type=int, default=2, help="support examples per class (paper: 2)")
+    parser.add_argument("--q-query", type=int, default=4, help="query examples per class")
+
+
+def episodic_config_from_args(args: argparse.Namespace, seed: int) -> Any:
+    """The `EpisodicConfig` of the options above; normal (class 0) is in every episode."""
+    from pipeline.training.episodic import EpisodicConfig
+
+    return EpisodicConfig(
+        n_way=args.n_way, k_shot=args.k_shot, q_query=args.q_query,
+        epochs=args.epochs if args.epochs is not None else PROTOSIAMESE_EPOCHS,
+        episodes_per_epoch=args.episodes_per_epoch, milestones=tuple(args.milestones),
+        always_include=0, seed=seed,
+    )  # fmt: skip
+
+
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     """Options of both evaluations; `name` picks the data-specific ones."""
     if name == "fewshot-bgl":
-        parser.add_argument(
-            "--train-files", nargs="+", default=list(BGL_TRAIN_DEFAULT), help="BGL train logs"
-        )
+        add_window_arguments(parser)
         parser.add_argument("--test-files", nargs="+", default=list(BGL_TEST_DEFAULT), help="BGL test logs")
-        parser.add_argument("--window-s", type=float, default=300.0, help="window length (seconds)")
-        parser.add_argument(
-            "--step-s", type=float, default=300.0, help="window hop (seconds; = length: tumbling)"
-        )
-        parser.add_argument("--min-train-windows", type=int, default=2, help="fewer: class not scored")
     else:
         parser.add_argument(
             "--train-files",
@@ -102,14 +136,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(
         "--repeats", type=int, default=1 if name == "fewshot-bgl" else 5, help="seeded runs averaged"
     )
-    parser.add_argument("--epochs", type=int, default=500, help="episodic epochs (paper: 500)")
-    parser.add_argument("--episodes-per-epoch", type=int, default=10)
-    parser.add_argument(
-        "--milestones", type=int, nargs="*", default=[150, 450], help="lr x0.1 at these epochs"
-    )
-    parser.add_argument("--n-way", type=int, default=4, help="classes per episode (paper: 2)")
-    parser.add_argument("--k-shot", type=int, default=2, help="support examples per class (paper: 2)")
-    parser.add_argument("--q-query", type=int, default=4, help="query examples per class")
+    add_episodic_arguments(parser)
     parser.add_argument("--baseline-epochs", type=int, default=100)
     parser.add_argument("--baseline-lr", type=float, default=1e-3, help="paper: 1e-6 (see baselines.py)")
 
@@ -192,37 +219,21 @@ def _run_once(args: argparse.Namespace, data: FewShotData, seed: int) -> Predict
     import torch
 
     from pipeline.models.baselines import BaselineConfig, predict, train_classifier
-    from pipeline.models.protosiamese import Encoder, ProtoSiameseConfig, build_classifier, script
-    from pipeline.tfidf import TfidfFeaturizer, fit_idf, pad_windows
-    from pipeline.training.episodic import EpisodicConfig, train_episodic
+    from pipeline.tfidf import pad_windows, tfidf_matrix
+    from pipeline.training.protosiamese import train_protosiamese
 
     n_classes = len(data.class_names)
-    idf = fit_idf(data.train_windows)
-    featurizer = TfidfFeaturizer(idf)
-    train_ids, train_counts = (torch.from_numpy(a) for a in pad_windows(data.train_windows))
-    test_ids, test_counts = (torch.from_numpy(a) for a in pad_windows(data.test_windows))
-    with torch.no_grad():
-        x_train = featurizer(train_ids, train_counts)
-        x_test = featurizer(test_ids, test_counts)
-
-    config = ProtoSiameseConfig(input_dim=idf.n_columns)
-    episodic = EpisodicConfig(
-        n_way=args.n_way, k_shot=args.k_shot, q_query=args.q_query, epochs=args.epochs,
-        episodes_per_epoch=args.episodes_per_epoch, milestones=tuple(args.milestones),
-        margin=config.margin, always_include=0, seed=seed,
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    encoder = Encoder(config)
-    history = train_episodic(encoder, x_train, data.train_labels, episodic)
-    classifier = build_classifier(
-        idf, encoder, train_ids, train_counts, torch.from_numpy(data.train_labels), n_classes
+    trained = train_protosiamese(
+        data.train_windows, data.train_labels, data.class_names, episodic_config_from_args(args, seed)
     )
+    idf, history = trained.idf, trained.history
+    test_ids, test_counts = (torch.from_numpy(a) for a in pad_windows(data.test_windows))
     # Score through the TorchScript export: what is measured is what would be served.
     with torch.no_grad():
-        proto_pred = script(classifier)(test_ids, test_counts)[0].flatten().numpy()
+        proto_pred = trained.scripted()(test_ids, test_counts)[0].flatten().numpy()
 
     baseline = BaselineConfig(epochs=args.baseline_epochs, lr=args.baseline_lr, seed=seed)
-    x_tr, x_te = x_train.numpy(), x_test.numpy()
+    x_tr, x_te = tfidf_matrix(data.train_windows, idf), tfidf_matrix(data.test_windows, idf)
     multi_model, _ = train_classifier(x_tr, data.train_labels, n_classes, baseline)
     binary_model, _ = train_classifier(x_tr, (data.train_labels != 0).astype(np.int64), 2, baseline)
     binary_anomalous = predict(binary_model, x_te) == 1
@@ -329,7 +340,7 @@ def _table(name: str, data: FewShotData, result: dict[str, Any], recall: dict[st
 
 def _bgl_data(args: argparse.Namespace, settings: Settings) -> FewShotData:
     from pipeline.datasets import data_file
-    from pipeline.datasets.bgl import BglTemplater, bgl_events, read_bgl
+    from pipeline.datasets.bgl import bgl_events, learn_windows, read_bgl, window_classes
     from pipeline.time_windows import WindowSpec, time_windows
 
     spec = WindowSpec(size_s=args.window_s, step_s=args.step_s)
@@ -338,19 +349,9 @@ def _bgl_data(args: argparse.Namespace, settings: Settings) -> FewShotData:
     test_records = [
         [r for r in read_bgl(data_file(settings.data_dir, f)) if r.raw not in seen] for f in args.test_files
     ]
-    templater = BglTemplater()
-    templater.learn(r for records in train_records for r in records)
-    # Windows per file: the files are independent samples, so a window never mixes two of them.
-    train = [w for records in train_records for w in time_windows(bgl_events(records, templater), spec)]
+    templater, train = learn_windows(train_records, spec)
     test = [w for records in test_records for w in time_windows(bgl_events(records, templater), spec)]
-    train_sizes: dict[str, int] = {}
-    for w in train:
-        train_sizes[w.label] = train_sizes.get(w.label, 0) + 1
-    test_labels = {w.label for w in test}
-    kept = sorted(
-        c for c, n in train_sizes.items() if c != NORMAL and n >= args.min_train_windows and c in test_labels
-    )
-    classes = (NORMAL, *kept)
+    classes = window_classes(train, args.min_train_windows, required={w.label for w in test})
     index = {c: i for i, c in enumerate(classes)}
     train = [w for w in train if w.label in index]
     dropped = sum(1 for w in test if w.label not in index)

@@ -124,7 +124,8 @@ class LocalKafka:
         # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config)),
+            # `--cluster-id=<id>` in one argument: an id may start with "-", which would read as an option.
+            self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cid}", "-c", str(config)),
             capture_output=True,
             text=True,
             check=False,

@@ -170,12 +170,18 @@ def export_metadata(
 
 
 def model_spec(n_classes: int, max_batch_size: int = 1024) -> Any:
-    """The Triton `ModelSpec` for a version with `n_classes` prototypes."""
+    """The Triton `ModelSpec` for a version with `n_classes` prototypes.
+
+    `distances` is declared variable-width: config.pbtxt is one file for all versions of the model,
+    and a retrained version may know more (or fewer) classes than the one Triton serves now.
+    """
     from pipeline.model_repository import ModelSpec, TensorSpec
 
+    if n_classes < 1:
+        raise ModelError(f"protosiamese spec: need at least one class, got {n_classes}")
     return ModelSpec(
         name=MODEL_NAME,
         inputs=(TensorSpec("template_ids", "INT64", (-1,)), TensorSpec("counts", "FP32", (-1,))),
-        outputs=(TensorSpec("class_index", "INT64", (1,)), TensorSpec("distances", "FP32", (n_classes,))),
+        outputs=(TensorSpec("class_index", "INT64", (1,)), TensorSpec("distances", "FP32", (-1,))),
         max_batch_size=max_batch_size,
     )

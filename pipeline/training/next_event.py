@@ -27,10 +27,14 @@ from pipeline.models.deeplog import DeepLogConfig
 from pipeline.models.lama import LamaConfig
 from pipeline.models.next_event import NextEventDetector, build_network, known_ids_of, next_ranks
 from pipeline.models.vocab import Vocabulary
-from pipeline.windows import SESSION_END_ID, count_pairs, next_event_windows
+from pipeline.windows import PAD_ID, SESSION_END_ID, count_pairs, next_event_windows
 
 log = logging.getLogger(__name__)
 
+
+# A rank no k reaches: the target of a short session's pair under full windows is the padding, which
+# no model predicts (the papers' rule that flags every session of at most l events).
+UNPREDICTABLE_RANK = 1 << 30
 
 # LAMA: the paper's 5 epochs. DeepLog's small LSTM needs more passes over the distinct pairs to learn
 # the session-end transitions (measured on deeplog_train with `logad evaluate hdfs-1-99`).
@@ -49,9 +53,17 @@ class TrainConfig:
     dedupe: bool = True
     pair_weight: str = "one"  # distinct pairs weighted "one" each, by "count" (= every window), "sqrt"
     end_of_session: bool = True
+    full_windows: bool = False  # the papers' windowing (see pipeline.windows), for reproduction only
     validation_fraction: float = 0.1
     top_k_candidates: tuple[int, ...] = (4, 5, 6)
     max_validation_fpr: float = 0.0
+
+    @classmethod
+    def for_model(cls, kind: str, **changes: Any) -> TrainConfig:
+        """The defaults of `kind`: its epochs, and its papers' k (LAMA 4..6, chosen on validation;
+        DeepLog g = 9, since its small LSTM spreads probability over more candidates)."""
+        candidates = (4, 5, 6) if kind == "lama" else (9,)
+        return cls(**{"epochs": DEFAULT_EPOCHS[kind], "top_k_candidates": candidates, **changes})
 
 
 @dataclass(frozen=True)
@@ -122,7 +134,9 @@ def train_next_event(
     network = build_network(kind, config, vocabulary).to(device)
     lookup = vocabulary.to(device)
 
-    windows, nexts, counts = _training_pairs(fit, config.window_size, train_config.dedupe, end)
+    windows, nexts, counts = _training_pairs(
+        fit, config.window_size, train_config.dedupe, end, train_config.full_windows
+    )
     x = lookup.lookup(torch.as_tensor(windows, device=device))
     y = lookup.lookup(torch.as_tensor(nexts, device=device)) - 2
     w = _pair_weights(counts, train_config.pair_weight).to(device)
@@ -150,7 +164,7 @@ def train_next_event(
             bar.set_postfix(loss=f"{value:.4f}")
         curves["epoch_loss"].append(total / max(weight, 1.0))
         curves["validation_loss"].append(
-            _mean_loss(network, lookup, held_out, config.window_size, end, device)
+            _mean_loss(network, lookup, held_out, config.window_size, end, device, train_config.full_windows)
         )
     top_k, validation = _choose_top_k(network, lookup, held_out, config.window_size, train_config, device)
     validation["loss"] = curves["validation_loss"][-1] if curves["validation_loss"] else float("nan")
@@ -159,14 +173,22 @@ def train_next_event(
 
 
 def _training_pairs(
-    sessions: Sequence[Sequence[int]], window_size: int, dedupe: bool, end_of_session: bool
+    sessions: Sequence[Sequence[int]],
+    window_size: int,
+    dedupe: bool,
+    end_of_session: bool,
+    full_windows: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if dedupe:
-        return count_pairs(sessions, window_size, end_of_session)
-    parts = [next_event_windows(s, window_size, end_of_session) for s in sessions]
-    windows = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, window_size), np.int64)
-    nexts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-    return windows, nexts, np.ones(len(nexts), dtype=np.int64)
+        windows, nexts, counts = count_pairs(sessions, window_size, end_of_session, full_windows)
+    else:
+        parts = [next_event_windows(s, window_size, end_of_session, full_windows) for s in sessions]
+        windows = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, window_size), np.int64)
+        nexts = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        counts = np.ones(len(nexts), dtype=np.int64)
+    # A padding target (short session, full windows) is no class: nothing to learn from it.
+    keep = nexts != PAD_ID
+    return windows[keep], nexts[keep], counts[keep]
 
 
 def _pair_weights(counts: np.ndarray, scheme: str) -> torch.Tensor:
@@ -187,14 +209,15 @@ def _mean_loss(
     window_size: int,
     end_of_session: bool,
     device: Any,
+    full_windows: bool = False,
 ) -> float:
-    windows, nexts, counts = count_pairs(sessions, window_size, end_of_session)
+    windows, nexts, counts = count_pairs(sessions, window_size, end_of_session, full_windows)
     if not len(nexts):
         return float("nan")
     network.eval()
     with torch.inference_mode():
         cls = vocabulary.lookup(torch.as_tensor(nexts, device=device)) - 2
-        known = cls >= 0  # held-out OOV targets have no class to score
+        known = cls >= 0  # held-out OOV (and padding) targets have no class to score
         logits = network(vocabulary.lookup(torch.as_tensor(windows, device=device)))
         per_pair = nn.functional.cross_entropy(logits[known], cls[known], reduction="none")
         weights = torch.as_tensor(counts, dtype=torch.float32, device=device)[known]
@@ -213,7 +236,13 @@ def _choose_top_k(
     if not sessions:
         return candidates[-1], {"sessions": 0.0}
     worst = session_worst_ranks(
-        network, vocabulary, sessions, window_size, train_config.end_of_session, device
+        network,
+        vocabulary,
+        sessions,
+        window_size,
+        train_config.end_of_session,
+        device,
+        full_windows=train_config.full_windows,
     )
     validation: dict[str, float] = {"sessions": float(len(sessions))}
     chosen = candidates[-1]
@@ -233,16 +262,19 @@ def session_worst_ranks(
     window_size: int,
     end_of_session: bool = True,
     device: Any = "cpu",
+    *,
+    full_windows: bool = False,
 ) -> np.ndarray:
     """Per session: -1 if it holds an OOV event, else the worst (largest) rank of any of its next events.
 
     A session is anomalous at k exactly when this value is -1 or >= k; scoring runs once per distinct
-    (window, next) pair.
+    (window, next) pair. With `full_windows`, a session of at most `window_size` events gets
+    `UNPREDICTABLE_RANK` (anomalous at every k, but not counted as OOV).
     """
     pair_index: dict[tuple[int, ...], int] = {}
     members: list[list[int]] = []
     for session in sessions:
-        windows, nexts = next_event_windows(session, window_size, end_of_session)
+        windows, nexts = next_event_windows(session, window_size, end_of_session, full_windows)
         rows = np.concatenate([windows, nexts[:, None]], axis=1).tolist()
         members.append([pair_index.setdefault(tuple(r), len(pair_index)) for r in rows])
     worst = np.zeros(len(sessions), dtype=np.int64)
@@ -250,6 +282,7 @@ def session_worst_ranks(
     if pair_index:
         table = np.asarray(list(pair_index.keys()), dtype=np.int64)
         ranks = next_ranks(vocabulary, network, table[:, :window_size], table[:, window_size], device=device)
+        ranks[table[:, window_size] == PAD_ID] = UNPREDICTABLE_RANK
     known = vocabulary.cpu()
     for i, (session, idx) in enumerate(zip(sessions, members, strict=True)):
         has_oov = bool((known.lookup(torch.as_tensor(np.asarray(session, dtype=np.int64))) == 1).any())

@@ -49,10 +49,12 @@ def mine_sessions(lines: Sequence[str], fmt: LogFormat, progress: bool = True) -
         except ParseError:
             unparsed += 1
             continue
-        miner.learn(record.content)
+        miner.learn(fmt.template_text(record))
         records.append(record)
     miner.freeze()
-    pairs = ((r.session_keys, miner.match(r.content).template_id) for r in records if r.session_keys)
+    pairs = (
+        (r.session_keys, miner.match(fmt.template_text(r)).template_id) for r in records if r.session_keys
+    )
     return MinedSessions(miner, group_block_sessions(pairs), len(lines), unparsed)
 
 
@@ -97,12 +99,22 @@ def publish_trained(
 ) -> PublishedVersion:
     """Script the trained detector and publish it (with the parser state when trained from raw lines)."""
     scripted = torch.jit.script(trained.detector())
-    metadata = {**trained.metadata(), **extra_metadata}
-    if log_format:
-        metadata["log_format"] = log_format
-    extra = {TEMPLATES_FILE: miner.save_state()} if miner is not None else None
+    parser_metadata, extra = parser_state(miner.save_state() if miner is not None else None, log_format)
+    metadata = {**trained.metadata(), **extra_metadata, **parser_metadata}
     spec = next_event_spec(trained.kind, trained.config.window_size, trained.top_k, max_batch_size)
     return publish_version(repo, spec, scripted, metadata, extra_files=extra)
+
+
+def parser_state(
+    miner_state: bytes | None, log_format: str | None
+) -> tuple[dict[str, Any], dict[str, bytes] | None]:
+    """Metadata and extra files that ship a version's parser: the format profile and `templates.json`.
+
+    Every model trained from raw lines publishes through here, so the worker's `TemplateFollower`
+    loads any of them the same way (`pipeline.deployment.load_template_set`).
+    """
+    metadata: dict[str, Any] = {"log_format": log_format} if log_format else {}
+    return metadata, ({TEMPLATES_FILE: miner_state} if miner_state is not None else None)
 
 
 def train_from_raw_lines(

@@ -11,24 +11,22 @@ One replay serves several acceptance checks (it is the expensive part):
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
 import orjson
 import pytest
 
-from pipeline.adapters.kafka import consume, consumer, create_topics, pipeline_topics, replay_lines
-from pipeline.adapters.triton import load_model
-from pipeline.alerts import decode_alert
-from pipeline.datasets.loghub import hdfs_lines, read_abnormal_blocks
-from pipeline.demo import block_metrics
-from pipeline.formats import HDFS
-from pipeline.offline import detect_offline
+from pipeline.adapters.kafka import create_topics, pipeline_topics, replay_lines
 from pipeline.records import DeadLetter, EventBatch
 from pipeline.settings import Settings
-from pipeline.training.next_event import TrainConfig
-from pipeline.training.raw_logs import publish_trained, train_from_raw_lines
+from tests.support.pipeline_run import (
+    alerts_of,
+    assert_matches_offline,
+    offline_result,
+    run_settings,
+    topic_values,
+)
 from tests.support.worker import Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -41,50 +39,6 @@ BAD_RECORDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def hdfs(data_dir: Path) -> tuple[list[str], frozenset[str]]:
-    return hdfs_lines(data_dir), read_abnormal_blocks(data_dir / "hdfs" / "abnormal_blocks.csv")
-
-
-@pytest.fixture(scope="module")
-def deployed(triton_server: Settings, hdfs: tuple[list[str], frozenset[str]]) -> int:
-    """A DeepLog version trained on 80% of the normal blocks, published and loaded into Triton."""
-    lines, anomalous = hdfs
-    trained, mined, train_keys, _ = train_from_raw_lines(
-        "deeplog", lines, HDFS, anomalous, TrainConfig(seed=0, epochs=8), progress=False
-    )
-    published = publish_trained(
-        triton_server.model_repo, trained, mined.miner, "hdfs", {"train_blocks": train_keys}
-    )
-    assert load_model(triton_server.triton_grpc_url, "deeplog") == published.version
-    return published.version
-
-
-def _settings(kafka: Settings, triton: Settings, unique: str, tmp: Path) -> Settings:
-    return kafka.replace(
-        raw_logs_topic=f"raw-{unique}",
-        log_events_topic=f"events-{unique}",
-        anomalies_topic=f"anomalies-{unique}",
-        templates_topic=f"templates-{unique}",
-        dead_letter_topic=f"dead-{unique}",
-        app_id=f"logad-test-{unique}",
-        model_repo=triton.model_repo,
-        triton_grpc_url=triton.triton_grpc_url,
-        detection_model="deeplog",
-        inference_backend="triton",
-        session_timeout_s=10.0,
-        state_dir=tmp,
-    )
-
-
-def _values(settings: Settings, topic: str, unique: str) -> list[bytes]:
-    reader = consumer(settings, f"check-{topic}-{unique}", [topic])
-    try:
-        return [m.value() for m in consume(reader, timeout_s=60, idle_s=4)]
-    finally:
-        reader.close()
-
-
 def test_hdfs_replay_streaming_equals_offline(
     kafka_server: Settings,
     triton_server: Settings,
@@ -94,8 +48,7 @@ def test_hdfs_replay_streaming_equals_offline(
     tmp_path: Path,
 ) -> None:
     lines, anomalous = hdfs
-    settings = _settings(kafka_server, triton_server, unique, tmp_path)
-    create_topics(settings, pipeline_topics(settings))
+    settings = run_settings(kafka_server, triton_server, unique, tmp_path)
     worker = Worker(settings, tmp_path / "worker.log").start()
     try:
         payloads = [line.encode() for line in lines]
@@ -111,10 +64,13 @@ def test_hdfs_replay_streaming_equals_offline(
         worker.wait_drained(lines=len(lines) + len(BAD_RECORDS))
     finally:
         worker.stop()
+    assert set(worker.committed_lag().values()) == {0}  # a graceful stop commits what was processed
 
     # Every line parsed, with the file's session keys.
     events = [
-        e for v in _values(settings, settings.log_events_topic, unique) for e in EventBatch.decode(v).events
+        e
+        for v in topic_values(settings, settings.log_events_topic, unique)
+        for e in EventBatch.decode(v).events
     ]
     keys_per_line = [set(re.findall(r"blk_-?\d+", line)) for line in lines]
     expected_keys = set().union(*keys_per_line)
@@ -122,26 +78,20 @@ def test_hdfs_replay_streaming_equals_offline(
     assert len(events) == sum(len(keys) for keys in keys_per_line)  # one event per (line, block), none twice
 
     # Bad records are dead letters with a reason; the good ones around them were processed above.
-    dead = [DeadLetter.decode(v) for v in _values(settings, settings.dead_letter_topic, unique)]
+    dead = [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic, unique)]
     assert {d.reason for d in dead} == {"invalid_utf8", "binary", "oversized", "empty"}, [
         d.reason for d in dead
     ]
 
     # Streaming alerts against offline detection with the same model version.
-    alerts = [decode_alert(v) for v in _values(settings, settings.anomalies_topic, unique)]
-    # One alert per session and cause; a session that idles past its timeout and resumes may repeat
-    # one, always under the same alert id, so consumers de-duplicate by id.
-    assert len({a.alert_id for a in alerts}) == len({(a.session_key, a.kind) for a in alerts})
-    assert {a.model_version for a in alerts} == {deployed}
-    streamed = {a.session_key for a in alerts}
-    offline = asyncio.run(detect_offline(lines, triton_server.model_repo, "deeplog", deployed, "hdfs"))
-    assert offline.flagged_sessions <= streamed, sorted(offline.flagged_sessions - streamed)[:10]
-    blocks = sorted(expected_keys)
-    online_scores = block_metrics(streamed, anomalous, blocks)
-    offline_scores = block_metrics(set(offline.flagged_sessions), anomalous, blocks)
-    assert abs(online_scores["precision"] - offline_scores["precision"]) <= 0.01
-    assert abs(online_scores["recall"] - offline_scores["recall"]) <= 0.01
-    print("streaming", orjson.dumps(online_scores).decode(), "offline", orjson.dumps(offline_scores).decode())
+    alerts = alerts_of(settings, unique)
+    offline = offline_result(lines, triton_server, deployed, "hdfs")
+    scores = assert_matches_offline(alerts, offline, anomalous, deployed)
+    print(orjson.dumps(scores).decode())
+    # An alert raised by an event points at the raw record that carried it.
+    by_event = [a for a in alerts if a.raw.offset >= 0]
+    assert by_event and all(a.raw.topic == settings.raw_logs_topic for a in by_event)
+    assert len(by_event) == sum(1 for a in alerts if a.event_template != "<session ended>")
 
     # A restarted worker (same consumer group, same session table) gives the same template ids.
     settings2 = settings.replace(log_events_topic=f"events2-{unique}")
@@ -155,7 +105,9 @@ def test_hdfs_replay_streaming_equals_offline(
     finally:
         again.stop()
     replayed = [
-        e for v in _values(settings2, settings2.log_events_topic, unique) for e in EventBatch.decode(v).events
+        e
+        for v in topic_values(settings2, settings2.log_events_topic, unique)
+        for e in EventBatch.decode(v).events
     ]
     before = {e.template: e.template_id for e in events}
     after = {e.template: e.template_id for e in replayed}

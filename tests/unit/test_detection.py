@@ -6,7 +6,7 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.alerts import AlertKind, RawCoordinates, alert_id
 from pipeline.detection import Detector, WindowClassifier, replay
+from pipeline.records import SourceOffset
 from pipeline.scoring import (
     FakeNextEventScorer,
     NextEventBatch,
@@ -39,13 +40,13 @@ class Ev:
     source: str = "hdfs"
     template: str = ""
     oov: bool = False
-    raw_topic: str = "raw-logs"
-    raw_partition: int = 0
-    raw_offset: int = -1
+    raw: SourceOffset = field(default_factory=SourceOffset)  # as on pipeline.records.LogEvent
 
 
 def events_of(key: str, ids: Sequence[int], start: float = 0.0) -> list[Ev]:
-    return [Ev(key, tid, start + i, raw_offset=i) for i, tid in enumerate(ids)]
+    return [
+        Ev(key, tid, start + i, raw=SourceOffset("raw-logs", 0, int(start) + i)) for i, tid in enumerate(ids)
+    ]
 
 
 def detector(window_size: int = 3, **kwargs: bool) -> tuple[Detector, FakeNextEventScorer, SessionTracker]:
@@ -274,3 +275,14 @@ def test_detection_core_imports_no_heavy_or_infrastructure_modules() -> None:
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_redelivered_batch_changes_nothing() -> None:
+    det, fake, tracker = detector()
+    batch = [*events_of("a", [1, 2, 4]), *events_of("b", [1, 5, 3])]
+    first = asyncio.run(det.process(batch))
+    before = [tracker.get("hdfs", k) for k in "ab"]
+    again = asyncio.run(det.process(batch))  # what a restarted worker reads after a crash
+    assert (again.scored, again.redelivered, again.alerts) == (0, len(batch), ())
+    assert first.scored == len(batch) and fake.calls == [len(batch)]
+    assert [tracker.get("hdfs", k) for k in "ab"] == before

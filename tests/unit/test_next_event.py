@@ -96,3 +96,18 @@ def test_publish_round_trip(tmp_path):
     for a, b in zip(loaded.module(window, nxt), trained.detector()(window, nxt), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
     assert 'name: "topk_ids"' in (tmp_path / "deeplog" / "config.pbtxt").read_text()
+
+
+def test_full_windows_flag_short_sessions_without_calling_them_oov():
+    from pipeline.training.next_event import UNPREDICTABLE_RANK
+
+    normal = [(1, 2, 3, 4, 5, 6)] * 20
+    config = TrainConfig(
+        epochs=2, batch_size=8, top_k_candidates=(2,), end_of_session=False, full_windows=True
+    )
+    trained = train_next_event("deeplog", CONFIGS["deeplog"], normal, config, progress=False)
+    worst = session_worst_ranks(
+        trained.network, trained.vocabulary, [(1, 2, 3, 4, 5, 6), (1, 2), (1, 9)], 4, False, full_windows=True
+    )
+    assert 0 <= worst[0] < UNPREDICTABLE_RANK
+    assert worst[1] == UNPREDICTABLE_RANK and worst[2] == -1  # short (anomalous, not OOV), OOV

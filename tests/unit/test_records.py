@@ -92,3 +92,12 @@ def test_log_event_decode_errors(data: bytes, message: str) -> None:
 def test_other_decode_errors(cls: type, data: bytes) -> None:
     with pytest.raises(DataError):
         cls.decode(data)
+
+
+def test_log_event_keeps_line_and_ingest_time_and_reads_older_records() -> None:
+    raw = SourceOffset("raw-logs", 2, 40, line=7, timestamp=1700000000.25)
+    event = LogEvent("hdfs", "blk_1", None, 5, "t", (), False, raw)
+    assert LogEvent.decode(event.encode()).raw == raw
+    older = orjson.loads(event.encode())
+    del older["line"], older["ingested_at"]  # what earlier releases wrote
+    assert LogEvent.from_json(older).raw == SourceOffset("raw-logs", 2, 40)

@@ -199,3 +199,29 @@ def test_registry_records_new_ids_once_and_counts() -> None:
     registry.load(first.__class__(first.template_id, first.template, 50.0, 9))
     assert {r.template_id: r.first_seen for r in registry.records()}[first.template_id] == 50.0
     assert len(registry) == 2 and first.template_id in registry
+
+
+def test_from_templates_gives_the_mined_ids_on_real_hdfs(data_dir: Path) -> None:
+    from pipeline.datasets.loghub import hdfs_lines
+    from pipeline.formats import HDFS
+
+    lines = hdfs_lines(data_dir)[:20000]
+    mined = TemplateMiner()
+    for line in lines:
+        mined.learn(HDFS.template_text(HDFS.parse_line(line)))
+    mined.freeze()
+    rebuilt = TemplateMiner.from_templates(reversed(list(mined.templates().values())))
+    assert rebuilt.templates() == mined.templates() and rebuilt.mode is MinerMode.MATCH
+    assert rebuilt.unmatched(mined.templates().values()) == []
+    for line in lines:
+        text = HDFS.template_text(HDFS.parse_line(line))
+        assert rebuilt.match(text).template_id == mined.match(text).template_id, text
+    restored = TemplateMiner.load_state(rebuilt.save_state())
+    assert restored.match(LINES[0]).template_id == rebuilt.match(LINES[0]).template_id
+
+
+def test_from_templates_is_order_independent_and_reports_unmatched() -> None:
+    texts = ["Verification succeeded for <BLK>", "PacketResponder <NUM> for block <BLK> terminating"]
+    a, b = TemplateMiner.from_templates(texts), TemplateMiner.from_templates(texts[::-1])
+    assert a.save_state() == b.save_state()
+    assert a.unmatched([*texts, "never  seen   spacing"]) == ["never  seen   spacing"]

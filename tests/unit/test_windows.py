@@ -49,3 +49,23 @@ def test_count_pairs_dedupes_across_sessions():
         (tuple(w), n): c for w, n, c in zip(windows.tolist(), nexts.tolist(), counts.tolist(), strict=True)
     }
     assert got == {((0, 1), 2): 3, ((1, 2), 3): 2}
+
+
+@pytest.mark.parametrize(
+    ("session", "size", "windows", "nexts"),
+    [
+        ([5, 6, 7, 8], 2, [[5, 6], [6, 7]], [7, 8]),  # n - l full windows, no left padding
+        ([5, 6, 7], 3, [[5, 6, 7]], [0]),  # n <= l: padded at the end, the target is the padding
+        ([5, 6], 4, [[5, 6, 0, 0]], [0]),
+        ([], 3, np.zeros((0, 3)), []),
+    ],
+)
+def test_full_windows_follow_the_papers(session, size, windows, nexts):
+    got_windows, got_nexts = next_event_windows(session, size, full_windows=True)
+    np.testing.assert_array_equal(got_windows, np.asarray(windows, dtype=np.int64).reshape(-1, size))
+    np.testing.assert_array_equal(got_nexts, nexts)
+
+
+def test_count_pairs_passes_full_windows_through():
+    _, nexts, counts = count_pairs([[1, 2, 3], [1, 2]], 2, full_windows=True)
+    assert sorted(zip(nexts.tolist(), counts.tolist(), strict=True)) == [(0, 1), (3, 1)]
