@@ -260,13 +260,15 @@ class TableSessionStore:
         worker may only touch the sessions of the partition whose message it is handling.
         """
         self.flush()
-        states = map(SessionState.from_dict, list(self.table.values()))
-        return [
-            s
-            for s in states
-            if is_expired(s, now, timeout_s)
-            and (partition is None or partition_for(s.session_key, partitions) == partition)
+        # This scans every session of the worker each few seconds: look at the raw dicts and build a
+        # SessionState only for the few that are due.
+        due = [
+            value
+            for value in list(self.table.values())
+            if (value.get("touched_at") is None or now - value["touched_at"] >= timeout_s)
+            and (partition is None or partition_for(value.get("session_key", ""), partitions) == partition)
         ]
+        return [SessionState.from_dict(value) for value in due]
 
     def remove(self, states: Iterable[SessionState]) -> None:
         for state in states:

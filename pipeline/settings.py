@@ -7,6 +7,7 @@ apply CLI overrides with `Settings.replace`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,13 +16,27 @@ from typing import Any, get_type_hints
 from pipeline.errors import ConfigError
 
 ENV_PREFIX = "LOGAD_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# Only the mechanisms that need nothing beyond a username and a password, which is all Settings holds.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_MASK = "********"
 
 
 class Secret(str):
-    """A string that never shows its value in `repr`/logs (passwords, keys)."""
+    """A string that never shows its value in `repr`, `str`, f-strings or %-formatting (logs).
+
+    It stays a `str` so that it compares and tests like one; `reveal()` is the one way to the value,
+    for the client configuration and a child process's environment.
+    """
 
     def __repr__(self) -> str:
-        return "Secret('********')" if self else "Secret('')"
+        return f"Secret('{_MASK}')" if self else "Secret('')"
+
+    def __str__(self) -> str:
+        return _MASK if self else ""
+
+    def __format__(self, format_spec: str) -> str:
+        return format(str(self), format_spec)
 
     def reveal(self) -> str:
         return str.__str__(self)
@@ -80,6 +95,13 @@ class Settings:
     parameter_model: str = "deeplog_params"
     parameter_history_keys: int = 10_000  # log keys whose last h vectors a worker keeps in memory
 
+    def __post_init__(self) -> None:
+        # A plain str given by code (an override, `replace`) would print in logs: wrap it too.
+        for name in _secret_fields(type(self)):
+            value = getattr(self, name)
+            if not isinstance(value, Secret):
+                object.__setattr__(self, name, Secret(value))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
         """Build settings from `LOGAD_*` variables; keyword overrides (CLI options) win."""
@@ -106,19 +128,55 @@ class Settings:
             env[ENV_PREFIX + f.name.upper()] = value.reveal() if isinstance(value, Secret) else str(value)
         return env
 
+    def kafka_security(self) -> tuple[str, str]:
+        """(security protocol, SASL mechanism or "" without SASL), upper-cased and checked.
+
+        Every Kafka client derives its security from this, so confluent-kafka and Faust cannot
+        disagree: an unknown protocol would otherwise leave Faust on PLAINTEXT, and an unset
+        mechanism means GSSAPI to librdkafka but PLAIN to Faust.
+        """
+        protocol = self.security_protocol.strip().upper()
+        if protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"settings: {ENV_PREFIX}SECURITY_PROTOCOL={self.security_protocol!r} is not one of "
+                f"{', '.join(SECURITY_PROTOCOLS)}"
+            )
+        if not protocol.startswith("SASL_"):
+            return protocol, ""
+        mechanism = (self.sasl_mechanism.strip() or "PLAIN").upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise ConfigError(
+                f"settings: {ENV_PREFIX}SASL_MECHANISM={self.sasl_mechanism!r} is not supported; use one of "
+                f"{', '.join(SASL_MECHANISMS)} (username and password)"
+            )
+        if not (self.sasl_username and self.sasl_password):
+            # librdkafka refuses to start without them; Faust would try the broker with None.
+            raise ConfigError(
+                f"settings: {ENV_PREFIX}SECURITY_PROTOCOL={protocol} needs {ENV_PREFIX}SASL_USERNAME and "
+                f"{ENV_PREFIX}SASL_PASSWORD; set both"
+            )
+        return protocol, mechanism
+
     def kafka_config(self) -> dict[str, str]:
-        """librdkafka (confluent-kafka) client configuration, security options included."""
-        conf = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
-        optional = {
-            "sasl.mechanism": self.sasl_mechanism,
-            "sasl.username": self.sasl_username,
-            "sasl.password": self.sasl_password.reveal() if self.sasl_password else "",
-            "ssl.ca.location": self.ssl_cafile,
-            "ssl.certificate.location": self.ssl_certfile,
-            "ssl.key.location": self.ssl_keyfile,
-            "ssl.key.password": self.ssl_key_password.reveal() if self.ssl_key_password else "",
-        }
-        conf.update({k: v for k, v in optional.items() if v})
+        """librdkafka (confluent-kafka) client configuration, security options included.
+
+        Only the options of the chosen protocol are set: a password never reaches a client that
+        does not authenticate with it.
+        """
+        protocol, mechanism = self.kafka_security()
+        conf = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": protocol}
+        if mechanism:
+            conf["sasl.mechanism"] = mechanism
+            conf["sasl.username"] = self.sasl_username
+            conf["sasl.password"] = self.sasl_password.reveal()
+        if protocol in {"SSL", "SASL_SSL"}:
+            optional = {
+                "ssl.ca.location": self.ssl_cafile,
+                "ssl.certificate.location": self.ssl_certfile,
+                "ssl.key.location": self.ssl_keyfile,
+                "ssl.key.password": self.ssl_key_password.reveal(),
+            }
+            conf.update({k: v for k, v in optional.items() if v})
         return conf
 
     @property
@@ -134,6 +192,12 @@ class Settings:
             self.templates_topic,
             self.dead_letter_topic,
         )
+
+
+@functools.cache
+def _secret_fields(cls: type) -> tuple[str, ...]:
+    hints = get_type_hints(cls)
+    return tuple(f.name for f in fields(cls) if hints[f.name] is Secret)
 
 
 def _convert(name: str, kind: Any, raw: str) -> Any:

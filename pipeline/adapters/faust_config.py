@@ -5,33 +5,47 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
 
 def broker_credentials(settings: Settings) -> Any:
-    """faust credentials for SASL/SSL, or None for PLAINTEXT."""
+    """faust credentials matching `Settings.kafka_config()`: SASL (over TLS or not), TLS alone, or
+    None for PLAINTEXT."""
     import faust
 
-    protocol = settings.security_protocol.upper()
-    context = None
-    if protocol in {"SSL", "SASL_SSL"}:
+    protocol, mechanism = settings.kafka_security()
+    context = _ssl_context(settings) if protocol in {"SSL", "SASL_SSL"} else None
+    if mechanism:
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.reveal(),
+            mechanism=mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    """A verifying client context: the CA file (or the system's CAs), and the client certificate if
+    one is set, as librdkafka is given them."""
+    try:
         context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
         if settings.ssl_certfile:
             context.load_cert_chain(
                 settings.ssl_certfile,
                 settings.ssl_keyfile or None,
-                settings.ssl_key_password.reveal() if settings.ssl_key_password else None,
+                settings.ssl_key_password.reveal() or None,
             )
-    if protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password.reveal(),
-            mechanism=settings.sasl_mechanism or "PLAIN",
-            ssl_context=context,
-        )
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    return None
+    except OSError as exc:  # ssl.SSLError included; without this the worker dies with a traceback
+        raise ConfigError(
+            f"kafka TLS: cannot load LOGAD_SSL_CAFILE={settings.ssl_cafile!r}, "
+            f"LOGAD_SSL_CERTFILE={settings.ssl_certfile!r}, LOGAD_SSL_KEYFILE={settings.ssl_keyfile!r} "
+            f"({exc}); check the files and LOGAD_SSL_KEY_PASSWORD"
+        ) from exc
+    return context
 
 
 def worker_command(python: str, log_level: str = "info") -> list[str]:

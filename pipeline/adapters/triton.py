@@ -18,6 +18,20 @@ from pipeline.scoring import LruCache, NextEventBatch, NextEventScores, WindowCl
 log = logging.getLogger(__name__)
 
 
+def server_live(grpc_url: str, timeout_s: float = 3.0) -> bool:
+    """Whether a Triton server answers at `grpc_url` (alive; its models may still be loading)."""
+    try:
+        client = grpcclient.InferenceServerClient(grpc_url)
+    except InferenceServerException:
+        return False
+    try:
+        return bool(client.is_server_live(client_timeout=timeout_s))
+    except InferenceServerException:
+        return False
+    finally:
+        client.close()
+
+
 def load_model(grpc_url: str, name: str, timeout_s: float = 120.0) -> int:
     """Ask Triton to (re)load `name`; returns the version now serving.
 

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pipeline.commands import train_parameters, train_protosiamese, train_topic
+from pipeline.commands import serving, train_parameters, train_protosiamese, train_topic
 from pipeline.errors import ConfigError
 from pipeline.evaluation.hdfs_1_99 import (
     add_training_arguments,
@@ -39,6 +39,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", default="hdfs", help="log format profile for --logs")
     parser.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
     parser.add_argument("--no-publish", action="store_true", help="train and report only")
+    serving.add_arguments(parser)
     parser.add_argument("--max-batch-size", type=int, default=4096, help="Triton max_batch_size")
     add_training_arguments(parser)
     train_protosiamese.add_arguments(parser)
@@ -113,5 +114,4 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         {**extra, "curves": trained.curves},
         max_batch_size=args.max_batch_size,
     )
-    print(f"published {published.name} version {published.version} at {published.path}")
-    return 0
+    return serving.serve_published(published, args, settings)

@@ -14,6 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
+from pipeline.commands.serving import serve_published
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
@@ -70,5 +71,4 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         {"training_data_sha256": sha256_file(path), "curves": trained.curves},
         max_batch_size=args.max_batch_size,
     )
-    print(f"published {published.name} version {published.version} at {published.path}")
-    return 0
+    return serve_published(published, args, settings)

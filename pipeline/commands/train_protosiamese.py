@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from pipeline.commands.serving import serve_published
 from pipeline.evaluation.fewshot import PROTOSIAMESE_EPOCHS, add_episodic_arguments, add_window_arguments
 from pipeline.settings import Settings
 
@@ -56,5 +57,4 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         {"seed": args.seed, "episodic": asdict(episodic)},
         max_batch_size=args.max_batch_size,
     )
-    print(f"published {published.name} version {published.version} at {published.path}")
-    return 0
+    return serve_published(published, args, settings)

@@ -70,7 +70,8 @@ def test_train_from_topic_uses_the_events_and_leaves_labelled_sessions_out(
     assert out.flush(30) == 0
 
     settings = kafka_server.replace(model_repo=tmp_path / "repo", state_dir=tmp_path, data_dir=data_dir)
-    command = [sys.executable, "-m", "pipeline.cli", "train", "deeplog", "--from-topic", topic]
+    # --no-load: this test checks training only; the session's Triton has its own repository.
+    command = [sys.executable, "-m", "pipeline.cli", "train", "deeplog", "--from-topic", topic, "--no-load"]
     command += ["--labels", str(labels), "--epochs", "1", "--validation-fraction", "0", "--threads", "1"]
     done = subprocess.run(
         command, env=settings.to_env(os.environ), capture_output=True, text=True, timeout=120

@@ -1,0 +1,114 @@
+"""After `logad train` publishes a version: report it and ask a running Triton to load it.
+
+Every train command (`train`, `train_parameters`, `train_protosiamese`) ends in `serve_published`,
+so they all report, load and fail the same way. Triton runs in explicit model-control mode: a
+published version serves only once Triton is asked to load it, here or by `logad triton start`,
+which loads every servable model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Protocol
+
+from pipeline.errors import InfrastructureError, ModelError
+from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.model_repository import PublishedVersion
+
+
+class ModelControl(Protocol):
+    """What publishing needs from the serving side (Triton's model control, or a fake in tests)."""
+
+    def reachable(self) -> bool:
+        """Whether the server answers at all."""
+        ...
+
+    def load(self, name: str) -> int:
+        """(Re)load `name`; the version now serving. ModelError when the load fails."""
+        ...
+
+    def serving(self, name: str) -> int | None:
+        """The version serving now, None when none is or the server cannot say."""
+        ...
+
+
+class TritonModelControl:
+    """`ModelControl` over Triton's gRPC API (`pipeline.adapters.triton`)."""
+
+    def __init__(self, grpc_url: str) -> None:
+        self.grpc_url = grpc_url
+
+    def reachable(self) -> bool:
+        from pipeline.adapters.triton import server_live
+
+        return server_live(self.grpc_url)
+
+    def load(self, name: str) -> int:
+        from pipeline.adapters.triton import load_model
+
+        return load_model(self.grpc_url, name)
+
+    def serving(self, name: str) -> int | None:
+        from pipeline.adapters.triton import serving_version
+
+        try:
+            return serving_version(self.grpc_url, name)
+        except (ModelError, InfrastructureError):
+            return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-load",
+        action="store_true",
+        help="publish only: do not ask a running Triton to load the new version",
+    )
+
+
+def serve_published(
+    published: PublishedVersion,
+    args: argparse.Namespace,
+    settings: Settings,
+    control: ModelControl | None = None,
+) -> int:
+    """Report the published version and load it into Triton; the train command's exit code.
+
+    Triton not running is not a failure (the version loads when it starts). A failed load is: the
+    version is published but not serving, so the exit code says so while the old version serves on.
+    """
+    name, version = published.name, published.version
+    print(f"published {name} version {version} at {published.path}")
+    later = "`logad triton start` loads every servable model at start"
+    if getattr(args, "no_load", False):
+        print(f"triton: not asked to load {name} (--no-load); {later}")
+        return 0
+    url = settings.triton_grpc_url
+    control = control or TritonModelControl(url)
+    if not control.reachable():
+        print(f"triton: not running at {url}; {name} version {version} is published, {later}")
+        return 0
+    try:
+        serving = control.load(name)
+    except ModelError as exc:
+        old = control.serving(name)
+        keeps = f"version {old} keeps serving" if old is not None else f"no version of {name} is serving"
+        print(f"logad train: {exc}; {keeps}", file=sys.stderr)
+        return 1
+    except InfrastructureError as exc:
+        # Loaded or not, Triton stopped answering before it could say which version serves.
+        print(f"logad train: {exc}; check with `logad triton status`", file=sys.stderr)
+        return 1
+    if serving < version:
+        # Triton serves the newest version of its own repository: an older one means it reads
+        # another directory than the one published to.
+        print(
+            f"logad train: triton at {url} serves {name} version {serving}, not the published {version}; "
+            f"is its model repository {settings.model_repo}?",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"triton: serving {name} version {serving}")
+    return 0
