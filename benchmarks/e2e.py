@@ -249,14 +249,7 @@ def run_phase(
     from pipeline.adapters.kafka import create_topics, pipeline_topics, replay_lines
 
     run = uuid.uuid4().hex[:8]
-    settings = base.replace(
-        raw_logs_topic=f"bench-raw-{run}",
-        log_events_topic=f"bench-events-{run}",
-        anomalies_topic=f"bench-anomalies-{run}",
-        templates_topic=f"bench-templates-{run}",
-        dead_letter_topic=f"bench-dead-{run}",
-        app_id=f"logad-bench-{run}",
-    )
+    settings = base.isolated_run("bench", run)
     create_topics(settings, pipeline_topics(settings))
     payloads = input_lines(settings, lines, synthetic)
     workers: list[tuple[subprocess.Popen, int]] = []

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,16 @@ class ModelSpec:
     max_queue_delay_us: int = 2000
     instance_count: int = 1
     parameters: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_io(cls, name: str, io: Mapping[str, Any], max_batch_size: int = 4096) -> ModelSpec:
+        """From a model module's `io_spec()`: {"inputs": [(name, dtype, dims)], "outputs": [...]}."""
+        return cls(
+            name=name,
+            inputs=tuple(TensorSpec(*t) for t in io["inputs"]),
+            outputs=tuple(TensorSpec(*t) for t in io["outputs"]),
+            max_batch_size=max_batch_size,
+        )
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,18 @@ class Settings:
         """`window_sources` parsed: names stripped, empty entries ignored."""
         return frozenset(name.strip() for name in self.window_sources.split(",") if name.strip())
 
+    def isolated_run(self, prefix: str, run_id: str) -> Settings:
+        """Settings whose topics and consumer group are this run's own (`<topic>-<run_id>`), so a test,
+        benchmark or demo run never reads another run's records or offsets."""
+        return self.replace(
+            raw_logs_topic=f"{prefix}-raw-{run_id}",
+            log_events_topic=f"{prefix}-events-{run_id}",
+            anomalies_topic=f"{prefix}-anomalies-{run_id}",
+            templates_topic=f"{prefix}-templates-{run_id}",
+            dead_letter_topic=f"{prefix}-dead-{run_id}",
+            app_id=f"logad-{prefix}-{run_id}",
+        )
+
     def all_topics(self) -> tuple[str, ...]:
         return (
             self.raw_logs_topic,

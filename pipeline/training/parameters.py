@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from pipeline.errors import ConfigError
 from pipeline.formats import LogFormat
-from pipeline.model_repository import ModelSpec, PublishedVersion, TensorSpec, publish_version
+from pipeline.model_repository import ModelSpec, PublishedVersion, publish_version
 from pipeline.models.parameters import (
     ParameterModelConfig,
     ParameterValueModel,
@@ -100,12 +100,8 @@ class TrainedParameterModel:
         }
 
     def spec(self, max_batch_size: int = 4096) -> ModelSpec:
-        io = io_spec(self.config.window_size, self.schema.width)
-        return ModelSpec(
-            name=MODEL_NAME,
-            inputs=tuple(TensorSpec(*t) for t in io["inputs"]),
-            outputs=tuple(TensorSpec(*t) for t in io["outputs"]),
-            max_batch_size=max_batch_size,
+        return ModelSpec.from_io(
+            MODEL_NAME, io_spec(self.config.window_size, self.schema.width), max_batch_size
         )
 
 

@@ -22,7 +22,7 @@ from pipeline.datasets.sessions import group_block_sessions
 from pipeline.deployment import TEMPLATES_FILE
 from pipeline.errors import ParseError
 from pipeline.formats import LogFormat
-from pipeline.model_repository import ModelSpec, PublishedVersion, TensorSpec, publish_version
+from pipeline.model_repository import ModelSpec, PublishedVersion, publish_version
 from pipeline.models.next_event import default_config, io_spec
 from pipeline.templates import TemplateMiner
 from pipeline.training.next_event import TrainConfig, TrainedModel, train_next_event
@@ -80,13 +80,7 @@ def sessions_digest(keys: Iterable[str]) -> str:
 
 
 def next_event_spec(kind: str, window_size: int, top_k: int, max_batch_size: int = 4096) -> ModelSpec:
-    spec = io_spec(window_size, top_k)
-    return ModelSpec(
-        name=kind,
-        inputs=tuple(TensorSpec(*t) for t in spec["inputs"]),
-        outputs=tuple(TensorSpec(*t) for t in spec["outputs"]),
-        max_batch_size=max_batch_size,
-    )
+    return ModelSpec.from_io(kind, io_spec(window_size, top_k), max_batch_size)
 
 
 def publish_trained(

@@ -85,13 +85,7 @@ def test_bgl_windows_are_classified_online(
     tmp_path: Path,
 ) -> None:
     lines = (data_dir / "bgl" / "BGL_10k.log").read_text().splitlines()[:REPLAYED_LINES]
-    settings = kafka_server.replace(
-        raw_logs_topic=f"raw-{unique}",
-        log_events_topic=f"events-{unique}",
-        anomalies_topic=f"anomalies-{unique}",
-        templates_topic=f"templates-{unique}",
-        dead_letter_topic=f"dead-{unique}",
-        app_id=f"logad-bgl-{unique}",
+    settings = kafka_server.isolated_run("bgl", unique).replace(
         model_repo=triton_server.model_repo,
         triton_grpc_url=triton_server.triton_grpc_url,
         inference_backend="triton",

@@ -18,20 +18,18 @@ def run_settings(
     kafka: Settings, triton: Settings, unique: str, state_dir: Path, **changes: object
 ) -> Settings:
     """Settings of a run on fresh topics and a fresh group, scoring with DeepLog on Triton."""
-    settings = kafka.replace(
-        raw_logs_topic=f"raw-{unique}",
-        log_events_topic=f"events-{unique}",
-        anomalies_topic=f"anomalies-{unique}",
-        templates_topic=f"templates-{unique}",
-        dead_letter_topic=f"dead-{unique}",
-        app_id=f"logad-test-{unique}",
-        model_repo=triton.model_repo,
-        triton_grpc_url=triton.triton_grpc_url,
-        detection_model="deeplog",
-        inference_backend="triton",
-        session_timeout_s=10.0,
-        state_dir=state_dir,
-    ).replace(**changes)
+    settings = (
+        kafka.isolated_run("test", unique)
+        .replace(
+            model_repo=triton.model_repo,
+            triton_grpc_url=triton.triton_grpc_url,
+            detection_model="deeplog",
+            inference_backend="triton",
+            session_timeout_s=10.0,
+            state_dir=state_dir,
+        )
+        .replace(**changes)
+    )
     create_topics(settings, pipeline_topics(settings))
     return settings
 
