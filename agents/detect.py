@@ -138,7 +138,7 @@ async def tick() -> None:
     """An empty batch to every partition, so idle partitions still expire (and close) their sessions.
 
     Its timestamp is the ingest watermark: behind the wall clock while a backlog is parsed."""
-    stamp = watermark.value(wall_clock(), caught_up=lag.behind(settings.raw_logs_topic) == 0)
+    stamp = watermark.value(wall_clock(), caught_up=await lag.behind(settings.raw_logs_topic) == 0)
     if stamp is None:
         return
     empty = EventBatch(()).encode()

@@ -25,20 +25,29 @@ BEHIND_EVERY_S = 0.5
 read_through: dict[str, dict[int, int]] = {}
 
 
-def behind(topic: str) -> int | None:
+async def behind(topic: str) -> int | None:
     """Records waiting on this worker's partitions of `topic` (its read position, not commits);
-    None while a partition's end offset is not known yet."""
+    None while a partition's end offset is not known yet.
+
+    A partition this worker has not handled a record of yet counts from the consumer's position: a
+    group that starts at the end ("latest") has nothing waiting there, whatever the offsets."""
     consumer = app.consumer
     assigned = [tp for tp in consumer.assignment() if tp.topic == topic]
-    return records_behind(
-        read_through.get(topic, {}), {tp.partition: consumer.highwater(tp) for tp in assigned}
-    )
+    handled = read_through.get(topic, {})
+    read = dict(handled)
+    for tp in assigned:
+        if tp.partition not in handled:
+            position = await consumer.position(tp)
+            if position is None:
+                return None
+            read[tp.partition] = position
+    return records_behind(read, {tp.partition: consumer.highwater(tp) for tp in assigned})
 
 
 @app.timer(interval=BEHIND_EVERY_S)
 async def report_behind() -> None:
     for topic in (settings.raw_logs_topic, settings.log_events_topic):
-        if (waiting := behind(topic)) is not None:
+        if (waiting := await behind(topic)) is not None:
             metrics.records_behind.labels(topic=topic).set(waiting)
 
 
