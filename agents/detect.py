@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 import faust
 
 from agents import lag
 from agents.app import anomalies, app, dead_letters, log_events, metrics, sessions, settings, wall_clock
 from agents.parse import follower, watermark, window_follower
-from pipeline.alerts import encode_alert
+from pipeline.alerts import Alert, encode_alert
 from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
-from pipeline.detection import Detector, WindowClassifier
+from pipeline.detection import Detector
 from pipeline.errors import DataError
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.sessions import TableSessionStore
 from pipeline.stream_clock import StreamClock
+from pipeline.window_classifier import WindowClassifier
 from pipeline.window_detection import WindowDetector
 
 log = logging.getLogger(__name__)
@@ -75,9 +77,7 @@ async def detect(stream: faust.StreamT) -> None:
             metrics.inference_latency.observe(time.perf_counter() - started)
             metrics.batch_size.observe(result.scored)
             metrics.redelivered.inc(result.redelivered)
-            for alert in result.alerts:
-                metrics.alerts.labels(kind=alert.kind.value).inc()
-                await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
+            await _publish(result.alerts)
             # State after its alerts: a worker stopped in between leaves the events to be re-read
             # (their alerts may repeat under the same id) instead of a state whose alerts never left.
             store.flush()
@@ -90,14 +90,18 @@ async def detect(stream: faust.StreamT) -> None:
                 metrics.inference_latency.observe(time.perf_counter() - started)
                 metrics.batch_size.observe(windows.closed)
             metrics.windows_open.set(window_detector.open_windows)
-            for alert in windows.alerts:
-                metrics.alerts.labels(kind=alert.kind.value).inc()
-                await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
+            await _publish(windows.alerts)
             for rejected, reason in windows.rejected:
                 log.warning("detect: event of %s rejected: %s", rejected.source, reason)
         await _expire(message.partition, now)
         events_read_through[message.partition] = message.offset + 1
         await _backpressure()
+
+
+async def _publish(alerts: Iterable[Alert]) -> None:
+    for alert in alerts:
+        metrics.alerts.labels(kind=alert.kind.value).inc()
+        await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
 
 
 async def _backpressure() -> None:
@@ -121,9 +125,7 @@ async def _expire(partition: int, now: float) -> None:
     closed = store.idle(now, settings.session_timeout_s, partition, settings.topic_partitions)
     if closed:
         end_id = follower.current().session_end_id
-        for alert in await detector.close(closed, end_id, settings.window_size):
-            metrics.alerts.labels(kind=alert.kind.value).inc()
-            await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
+        await _publish(await detector.close(closed, end_id, settings.window_size))
         store.remove(closed)  # after the alerts (see TableSessionStore.idle)
         verdicts = detector.finalize(closed)
         flagged = sum(1 for v in verdicts if v.anomalous)

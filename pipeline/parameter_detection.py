@@ -27,7 +27,7 @@ import numpy as np
 from pipeline.alerts import Alert, AlertKind, RawCoordinates, alert_id
 from pipeline.errors import InferenceError
 from pipeline.parameter_features import Vector, elapsed_s
-from pipeline.scoring import ParameterBatch, ParameterScorer
+from pipeline.parameter_scoring import ParameterBatch, ParameterScorer
 from pipeline.sessions import NextEventQuery, SessionEvent
 from pipeline.windows import PAD_ID
 

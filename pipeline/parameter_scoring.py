@@ -17,7 +17,76 @@ from typing import Any, Protocol
 import numpy as np
 
 from pipeline.errors import InferenceError
-from pipeline.scoring import ParameterBatch, ParameterModelInfo, ParameterScores, VersionFollower
+from pipeline.parameter_features import FeatureSchema
+from pipeline.scoring import VersionFollower
+
+
+@dataclass(frozen=True)
+class ParameterBatch:
+    """Per event: its key `(B, 1)` int64, the key's previous h vectors `(B, h, D)` and its own vector
+    `(B, D)`, float32 raw values right-padded with 0; built with the schema of model `version`."""
+
+    template_id: np.ndarray
+    history: np.ndarray
+    observed: np.ndarray
+    version: int
+
+    def __post_init__(self) -> None:
+        t, h, o = self.template_id, self.history, self.observed
+        ok = (
+            t.dtype == np.int64
+            and h.dtype == np.float32
+            and o.dtype == np.float32
+            and t.ndim == 2
+            and t.shape[1] == 1
+            and h.ndim == 3
+            and h.shape[0] == t.shape[0]
+            and o.shape == (t.shape[0], h.shape[2])
+        )
+        if not ok:
+            raise InferenceError(
+                f"parameter batch: expected template_id (B, 1) int64, history (B, h, D) and observed (B, D) "
+                f"float32, got {t.shape} {t.dtype}, {h.shape} {h.dtype}, {o.shape} {o.dtype}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.template_id.shape[0])
+
+
+@dataclass(frozen=True)
+class ParameterScores:
+    """Per event: error and threshold `(B, 1)` float32, anomalous `(B, 1)` bool, and the range `(B, D)`
+    (raw units) each feature alone could take within the threshold."""
+
+    error: np.ndarray
+    threshold: np.ndarray
+    anomalous: np.ndarray
+    expected_low: np.ndarray
+    expected_high: np.ndarray
+    model: str
+    version: int
+
+    def __len__(self) -> int:
+        return int(self.anomalous.shape[0])
+
+
+@dataclass(frozen=True)
+class ParameterModelInfo:
+    """What a caller needs to build a `ParameterBatch` for one version: h and the feature schema."""
+
+    model: str
+    version: int
+    window_size: int
+    schema: FeatureSchema
+
+
+class ParameterScorer(Protocol):
+    """DeepLog's parameter value model. `score` answers with the version it holds; a batch built for
+    another version (see `current`) is answered with that version and no row anomalous."""
+
+    async def current(self) -> ParameterModelInfo: ...
+
+    async def score(self, batch: ParameterBatch) -> ParameterScores: ...
 
 
 class VersionSource(Protocol):

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from pipeline.alerts import Alert
-from pipeline.detection import WindowClassifier
 from pipeline.time_windows import TimedEvent, TimeWindower, Window, WindowSpec
+from pipeline.window_classifier import WindowClassifier
 
 log = logging.getLogger(__name__)
 

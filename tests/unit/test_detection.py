@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.alerts import AlertKind, RawCoordinates, alert_id
-from pipeline.detection import Detector, WindowClassifier, replay
+from pipeline.detection import Detector, replay
 from pipeline.records import SourceOffset
 from pipeline.scoring import (
     FakeNextEventScorer,
@@ -24,6 +24,7 @@ from pipeline.scoring import (
 )
 from pipeline.sessions import SessionTracker, TableSessionStore
 from pipeline.time_windows import Window
+from pipeline.window_classifier import WindowClassifier
 from pipeline.windows import next_event_windows
 from tests.unit.test_scoring import Clock, publish
 

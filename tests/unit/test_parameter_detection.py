@@ -9,7 +9,8 @@ from pipeline.alerts import AlertKind, alert_id
 from pipeline.detection import Detector
 from pipeline.parameter_detection import KeyHistory, ParameterAnomaly, ParameterDetector
 from pipeline.parameter_features import ELAPSED, FeatureSchema, KeyFeatures
-from pipeline.scoring import FakeNextEventScorer, ParameterBatch, ParameterModelInfo, ParameterScores
+from pipeline.parameter_scoring import ParameterBatch, ParameterModelInfo, ParameterScores
+from pipeline.scoring import FakeNextEventScorer
 from pipeline.sessions import SessionTracker
 
 WRITE, OTHER = 5, 6

@@ -14,8 +14,7 @@ from pipeline.deployment import TEMPLATES_FILE, parameter_detector
 from pipeline.errors import ConfigError
 from pipeline.model_repository import CONFIG_FILE, MODEL_FILE, load_version, read_version_file
 from pipeline.models.parameters import ParameterModelConfig
-from pipeline.parameter_scoring import TorchScriptParameterScorer
-from pipeline.scoring import ParameterBatch
+from pipeline.parameter_scoring import ParameterBatch, TorchScriptParameterScorer
 from pipeline.settings import Settings
 from pipeline.templates import TemplateMiner
 from pipeline.training.parameters import (

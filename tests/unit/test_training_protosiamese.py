@@ -20,7 +20,6 @@ from pipeline.deployment import (
     load_template_set,
     window_class_scorer,
 )
-from pipeline.detection import WindowClassifier, window_key
 from pipeline.formats import BGL
 from pipeline.model_repository import CONFIG_FILE, load_version, read_version_file
 from pipeline.models.protosiamese import INPUT_NAMES, OUTPUT_NAMES
@@ -30,6 +29,7 @@ from pipeline.settings import Settings
 from pipeline.templates import TemplateMiner
 from pipeline.tfidf import pad_windows
 from pipeline.time_windows import TimedEvent, TimeWindower, WindowSpec
+from pipeline.window_classifier import WindowClassifier, window_key
 from pipeline.window_detection import WindowDetector
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from pipeline.alerts import AlertKind, alert_id
-from pipeline.detection import WindowClassifier, window_key
 from pipeline.errors import InferenceError
 from pipeline.scoring import WindowClassBatch, WindowClassScores
 from pipeline.settings import Settings
 from pipeline.time_windows import WindowSpec
+from pipeline.window_classifier import WindowClassifier, window_key
 from pipeline.window_detection import WindowDetector
 
 TEMPLATES = {1: "instruction cache parity error corrected", 2: "generating core.<*>", 5: "data TLB error"}
