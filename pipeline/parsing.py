@@ -7,6 +7,7 @@ its reason, the original bytes and the Kafka coordinates; the rest of the payloa
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -53,10 +54,15 @@ class ParserStats:
     dead_letters: dict[str, int] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)
+def _template_tokens(template: str) -> tuple[str, ...]:
+    return tuple(template.split())  # templates are few and repeat on every line: split each once
+
+
 def extract_params(template: str, content: str) -> tuple[str, ...]:
     """The content's tokens where the template has a mask or wildcard (tokens that differ)."""
     tokens = content.split()
-    template_tokens = template.split()
+    template_tokens = _template_tokens(template)
     if len(tokens) != len(template_tokens):
         return ()
     return tuple(t for t, tt in zip(tokens, template_tokens, strict=True) if t != tt)
@@ -105,11 +111,12 @@ class Parser:
                 detail = f"{self.format.name} header not found and no record to continue"
                 dead.append(self._dead(reason, item.line.encode("utf-8"), raw, detail))
                 continue
-            match = self.miner.process(self.format.template_text(item))
+            text = self.format.template_text(item)
+            match = self.miner.process(text)
             record = self.registry.observe(match, now_s)
             if record is not None:
                 new_templates.append(record)
-            events.extend(self._events(item, match, source, replace(raw, line=index)))
+            events.extend(self._events(item, text, match, source, replace(raw, line=index)))
         self.stats.events += len(events)
         return ParseResult(tuple(events), tuple(dead), tuple(new_templates))
 
@@ -139,12 +146,12 @@ class Parser:
         return lines
 
     def _events(
-        self, record: LogRecord, match: TemplateMatch, source: str, raw: SourceOffset
+        self, record: LogRecord, text: str, match: TemplateMatch, source: str, raw: SourceOffset
     ) -> list[LogEvent]:
         self.stats.records += 1
         if match.oov:
             self.stats.oov_records += 1
-        params = extract_params(match.template, self.format.template_text(record))
+        params = extract_params(match.template, text)
         keys = record.session_keys or (NO_SESSION,)
         return [
             LogEvent(source, key, record.timestamp, match.template_id, match.template, params, match.oov, raw)
