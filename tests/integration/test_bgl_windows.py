@@ -21,7 +21,6 @@ from pipeline.adapters.triton import load_model
 from pipeline.alerts import AlertKind, decode_alert
 from pipeline.datasets.bgl import parse_bgl_line
 from pipeline.deployment import load_template_set
-from pipeline.detection import window_key
 from pipeline.formats import BGL
 from pipeline.model_repository import load_version
 from pipeline.parsing import Parser
@@ -30,6 +29,7 @@ from pipeline.tfidf import pad_windows
 from pipeline.time_windows import TimedEvent, TimeWindower, Window, WindowSpec
 from pipeline.training.episodic import EpisodicConfig
 from pipeline.training.protosiamese import publish_bgl, train_bgl
+from pipeline.window_classifier import window_key
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.integration
