@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from pipeline.errors import ConfigError
 from pipeline.formats import LogFormat
-from pipeline.model_repository import ModelSpec, PublishedVersion, publish_version
+from pipeline.model_repository import ModelSpec, PublishedVersion
 from pipeline.models.parameters import (
     ParameterModelConfig,
     ParameterValueModel,
@@ -289,12 +289,11 @@ def publish_parameter_model(
     max_batch_size: int = 4096,
 ) -> PublishedVersion:
     """Script the model and publish it as `deeplog_params`, with the parser state it was trained with."""
-    from pipeline.training.raw_logs import parser_state
+    from pipeline.training.raw_logs import publish_with_parser
 
     scripted = torch.jit.script(trained.model.cpu().eval())
-    parser_metadata, extra = parser_state(miner.save_state() if miner is not None else None, log_format)
-    metadata = {**trained.metadata(), **extra_metadata, **parser_metadata}
-    return publish_version(repo, trained.spec(max_batch_size), scripted, metadata, extra_files=extra)
+    metadata = {**trained.metadata(), **extra_metadata}
+    return publish_with_parser(repo, trained.spec(max_batch_size), scripted, metadata, miner, log_format)
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,22 @@ def publish_trained(
     max_batch_size: int = 4096,
 ) -> PublishedVersion:
     """Script the trained detector and publish it (with the parser state when trained from raw lines)."""
-    scripted = torch.jit.script(trained.detector())
-    parser_metadata, extra = parser_state(miner.save_state() if miner is not None else None, log_format)
-    metadata = {**trained.metadata(), **extra_metadata, **parser_metadata}
     spec = next_event_spec(trained.kind, trained.config.window_size, trained.top_k, max_batch_size)
-    return publish_version(repo, spec, scripted, metadata, extra_files=extra)
+    metadata = {**trained.metadata(), **extra_metadata}
+    return publish_with_parser(repo, spec, torch.jit.script(trained.detector()), metadata, miner, log_format)
+
+
+def publish_with_parser(
+    repo: Path,
+    spec: ModelSpec,
+    scripted: Any,
+    metadata: dict[str, Any],
+    miner: TemplateMiner | None,
+    log_format: str | None,
+) -> PublishedVersion:
+    """Publish a scripted model with the parser state it was trained with (none without a miner)."""
+    parser_metadata, extra = parser_state(miner.save_state() if miner is not None else None, log_format)
+    return publish_version(repo, spec, scripted, {**metadata, **parser_metadata}, extra_files=extra)
 
 
 def parser_state(
