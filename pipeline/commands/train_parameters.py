@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     trained = result.trained
     curves = args.curves or Path(settings.state_dir) / "curves" / f"{MODEL_NAME}.png"
-    save_curves_png(trained.curves, curves, f"{MODEL_NAME} training")
+    save_curves_png(trained.curves, curves, f"{MODEL_NAME} training", loss="mean squared error")
     print(
         f"trained {MODEL_NAME} in {time.perf_counter() - started:.1f}s: {len(trained.schema.keys)} keys "
         f"modelled, threshold z = {trained.sigmas:g}, validation session FPR "

@@ -291,8 +291,10 @@ def session_worst_ranks(
     return worst
 
 
-def save_curves_png(curves: dict[str, list[float]], path: Path, title: str) -> Path:
-    """Plot the training curves (matplotlib Agg, no display needed)."""
+def save_curves_png(
+    curves: dict[str, list[float]], path: Path, title: str, loss: str = "weighted cross-entropy"
+) -> Path:
+    """Plot the training curves (matplotlib Agg, no display needed); `loss` names the y axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -300,11 +302,11 @@ def save_curves_png(curves: dict[str, list[float]], path: Path, title: str) -> P
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(curves.get("step_loss", []), linewidth=0.8)
-    left.set(xlabel="step", ylabel="weighted cross-entropy", title="training loss per step")
+    left.set(xlabel="step", ylabel=loss, title="training loss per step")
     epochs = range(1, len(curves.get("epoch_loss", [])) + 1)
     right.plot(epochs, curves.get("epoch_loss", []), marker="o", label="train")
     right.plot(epochs, curves.get("validation_loss", []), marker="o", label="validation")
-    right.set(xlabel="epoch", ylabel="cross-entropy", title="per epoch")
+    right.set(xlabel="epoch", ylabel=loss, title="per epoch")
     right.legend()
     fig.suptitle(title)
     fig.tight_layout()
