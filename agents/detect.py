@@ -6,14 +6,17 @@ windows a message closes are classified in one call (`pipeline.window_detection`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from typing import Any
 
 import faust
 
 from agents import lag
 from agents.app import anomalies, app, dead_letters, log_events, metrics, sessions, settings, wall_clock
+from agents.ordering import InputRecord, detect_order
 from agents.parse import follower, watermark, window_follower
 from pipeline.alerts import Alert, encode_alert
 from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
@@ -21,7 +24,7 @@ from pipeline.detection import Detector
 from pipeline.errors import DataError
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.sessions import TableSessionStore
-from pipeline.stream_clock import StreamClock
+from pipeline.stream_clock import RawWatermarks
 from pipeline.window_classifier import WindowClassifier
 from pipeline.window_detection import WindowDetector
 
@@ -41,7 +44,7 @@ window_detector = WindowDetector(
     settings.window_source_set,
 )
 _last_expiry: dict[int, float] = {}
-clock = StreamClock()
+clock = RawWatermarks()
 events_read_through = lag.read_through.setdefault(settings.log_events_topic, {})
 
 
@@ -50,68 +53,88 @@ async def detect(stream: faust.StreamT) -> None:
     # Each message already holds many sessions' events of one partition (see agents.parse), so
     # one message is one scoring batch and table writes go to that partition's changelog.
     async for event in stream.events():
-        message = event.message
-        try:
-            batch = EventBatch.decode(bytes(event.value))
-        except DataError as exc:
-            raw = SourceOffset(message.topic, message.partition, message.offset)
-            metrics.dead_letters.labels(reason="undecodable-event-batch").inc()
-            await dead_letters.send(
-                key=b"undecodable-event-batch",
-                value=DeadLetter(
-                    "undecodable-event-batch", "detect", bytes(event.value), raw, str(exc)
-                ).encode(),
-            )
-            events_read_through[message.partition] = message.offset + 1
-            continue
-        # Ingest time of the records (a tick: the time it carries), never the wall clock: a backlog
-        # must drain with the session boundaries it would have had (pipeline.stream_clock).
-        times = [e.raw.timestamp for e in batch.events] if batch.events else [message.timestamp]
-        now = clock.advance(message.partition, times) or wall_clock()
-        session_events, windowed = window_detector.split(batch.events)
-        if session_events:
-            started = time.perf_counter()
-            result = await detector.process(session_events, now=now)
+        before = await detect_order.records_before(event)
+        if before is None:
+            continue  # handled already (faust re-delivered it after reading it back)
+        for record in (*before, InputRecord.of_event(event)):
+            await _detect(record)
+            detect_order.handled(record)
+
+
+async def _detect(record: InputRecord) -> None:
+    # Table writes go to the changelog partition of the faust event being handled: `record` is that
+    # event's, or one read back from the same partition.
+    try:
+        batch = EventBatch.decode(record.value)
+    except DataError as exc:
+        raw = SourceOffset(record.topic, record.partition, record.offset)
+        metrics.dead_letters.labels(reason="undecodable-event-batch").inc()
+        await dead_letters.send(
+            key=b"undecodable-event-batch",
+            value=DeadLetter("undecodable-event-batch", "detect", record.value, raw, str(exc)).encode(),
+        )
+        events_read_through[record.partition] = record.offset + 1
+        return
+    # Ingest time, never the wall clock: a backlog must drain with the session boundaries it
+    # would have had (pipeline.stream_clock). A session is touched at its batch's newest ingest
+    # time and closes once every raw partition is parsed `session_timeout_s` past that.
+    if batch.raw_partitions:
+        clock.observe_tick(dict(batch.watermarks), batch.raw_partitions)
+    for e in batch.events:
+        clock.observe(e.raw.partition, e.raw.timestamp)
+    touched = max((e.raw.timestamp for e in batch.events if e.raw.timestamp is not None), default=None)
+    session_events, windowed = window_detector.split(batch.events)
+    if session_events:
+        started = time.perf_counter()
+        result = await detector.process(session_events, now=touched or wall_clock())
+        metrics.inference_latency.observe(time.perf_counter() - started)
+        metrics.batch_size.observe(result.scored)
+        metrics.redelivered.inc(result.redelivered)
+        await _publish(result.alerts)
+        # State after its alerts: a worker stopped in between leaves the events to be re-read
+        # (their alerts may repeat under the same id) instead of a state whose alerts never left.
+        store.flush()
+        for rejected, reason in result.rejected:
+            log.warning("detect: event of session %s rejected: %s", rejected.session_key, reason)
+    if windowed:
+        started = time.perf_counter()
+        windows = await window_detector.process(windowed)
+        if windows.closed:
             metrics.inference_latency.observe(time.perf_counter() - started)
-            metrics.batch_size.observe(result.scored)
-            metrics.redelivered.inc(result.redelivered)
-            await _publish(result.alerts)
-            # State after its alerts: a worker stopped in between leaves the events to be re-read
-            # (their alerts may repeat under the same id) instead of a state whose alerts never left.
-            store.flush()
-            for rejected, reason in result.rejected:
-                log.warning("detect: event of session %s rejected: %s", rejected.session_key, reason)
-        if windowed:
-            started = time.perf_counter()
-            windows = await window_detector.process(windowed)
-            if windows.closed:
-                metrics.inference_latency.observe(time.perf_counter() - started)
-                metrics.batch_size.observe(windows.closed)
-            metrics.windows_open.set(window_detector.open_windows)
-            await _publish(windows.alerts)
-            for rejected, reason in windows.rejected:
-                log.warning("detect: event of %s rejected: %s", rejected.source, reason)
-        await _expire(message.partition, now)
-        events_read_through[message.partition] = message.offset + 1
-        await _delivered()
+            metrics.batch_size.observe(windows.closed)
+        metrics.windows_open.set(window_detector.open_windows)
+        await _publish(windows.alerts)
+        for rejected, reason in windows.rejected:
+            log.warning("detect: event of %s rejected: %s", rejected.source, reason)
+    if (now := clock.now()) is not None:
+        await _expire(record.partition, now)
+    events_read_through[record.partition] = record.offset + 1
+    await _delivered()
+
+
+# Alerts sent for the message being handled, awaited with its table writes by `_delivered`.
+_sent: list[Awaitable[Any]] = []
 
 
 async def _publish(alerts: Iterable[Alert]) -> None:
     for alert in alerts:
         metrics.alerts.labels(kind=alert.kind.value).inc()
-        await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert))
+        _sent.append(await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert)))
 
 
 async def _delivered() -> None:
-    """Wait until this message's table writes and alerts are delivered, before faust acks it.
+    """Wait until this message's alerts and table writes are acknowledged, before faust acks it.
 
-    Faust commits the offsets of acked messages on a timer while table writes sit in its producer
-    queue (its dict API cannot await them): after a kill -9 the committed offset could cover session
-    state that never reached the changelog, and those events were lost to the session. Waiting here
-    keeps "committed" behind "written" (at least once), and bounds the queue: without it memory grew
-    by ~4 KB per session in the million-session test.
+    Faust commits the offsets of acked messages on a timer: without this wait the committed offset
+    could cover session state or alerts still queued in the producer, lost with a kill -9 or a
+    worker leaving the group, and those events were lost to their session. Waiting keeps
+    "committed" behind "written" (at least once), and bounds the queue: without it memory grew by
+    ~4 KB per session in the million-session test.
     """
-    await app.producer.flush()
+    sent = _sent.copy()
+    _sent.clear()
+    await asyncio.gather(*sent)
+    await sessions.written()
 
 
 async def _expire(partition: int, now: float) -> None:
@@ -131,14 +154,15 @@ async def _expire(partition: int, now: float) -> None:
     metrics.sessions.set(len(sessions))
 
 
-@app.timer(interval=EXPIRE_EVERY_S, on_leader=True)
+@app.timer(interval=EXPIRE_EVERY_S)
 async def tick() -> None:
-    """An empty batch to every partition, so idle partitions still expire (and close) their sessions.
-
-    Its timestamp is the ingest watermark: behind the wall clock while a backlog is parsed."""
-    stamp = watermark.value(wall_clock(), caught_up=await lag.behind(settings.raw_logs_topic) == 0)
-    if stamp is None:
+    """The ingest watermarks of the raw partitions this worker holds, to every log-events partition,
+    so sessions still close when input pauses or a partition is idle (pipeline.stream_clock)."""
+    raw_topic = settings.raw_logs_topic
+    marks = watermark.values(wall_clock(), await lag.waiting(raw_topic))
+    partitions = app.consumer.topic_partitions(raw_topic)
+    if not marks or not partitions:
         return
-    empty = EventBatch(()).encode()
+    value = EventBatch((), tuple(sorted(marks.items())), partitions).encode()
     for partition in range(settings.topic_partitions):
-        await log_events.send(key=b"tick", value=empty, partition=partition, timestamp=stamp)
+        await log_events.send(key=b"tick", value=value, partition=partition)

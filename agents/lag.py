@@ -14,7 +14,6 @@ from typing import Any
 from agents.app import app, metrics, settings
 from pipeline.adapters.kafka import ConsumerLagProbe
 from pipeline.errors import InfrastructureError
-from pipeline.stream_clock import records_behind
 
 log = logging.getLogger(__name__)
 
@@ -25,30 +24,41 @@ BEHIND_EVERY_S = 0.5
 read_through: dict[str, dict[int, int]] = {}
 
 
-async def behind(topic: str) -> int | None:
-    """Records waiting on this worker's partitions of `topic` (its read position, not commits);
-    None while a partition's end offset is not known yet.
+async def waiting(topic: str) -> dict[int, int | None]:
+    """Per partition of `topic` this worker holds, the records waiting there; None while the
+    partition's end offset or position is not known yet.
+
+    From the worker's own read positions, not the group's commits: a commit can lag, or stall (faust
+    does not always commit a partition that came back to it after a rebalance) with nothing waiting.
 
     A partition this worker has not handled a record of yet counts from the consumer's position: a
     group that starts at the end ("latest") has nothing waiting there, whatever the offsets."""
     consumer = app.consumer
-    assigned = [tp for tp in consumer.assignment() if tp.topic == topic]
     handled = read_through.get(topic, {})
-    read = dict(handled)
-    for tp in assigned:
-        if tp.partition not in handled:
-            position = await consumer.position(tp)
-            if position is None:
-                return None
-            read[tp.partition] = position
-    return records_behind(read, {tp.partition: consumer.highwater(tp) for tp in assigned})
+    counts: dict[int, int | None] = {}
+    for tp in consumer.assignment():
+        if tp.topic != topic:
+            continue
+        read = handled.get(tp.partition)
+        if read is None:
+            read = await consumer.position(tp)
+        high = consumer.highwater(tp)
+        # A stale high watermark (just fetched past it) never counts negative.
+        counts[tp.partition] = None if read is None or high is None else max(0, high - read)
+    return counts
+
+
+async def behind(topic: str) -> int | None:
+    """Records waiting on this worker's partitions of `topic`; None while one is not known."""
+    counts = (await waiting(topic)).values()
+    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
 
 
 @app.timer(interval=BEHIND_EVERY_S)
 async def report_behind() -> None:
     for topic in (settings.raw_logs_topic, settings.log_events_topic):
-        if (waiting := await behind(topic)) is not None:
-            metrics.records_behind.labels(topic=topic).set(waiting)
+        if (count := await behind(topic)) is not None:
+            metrics.records_behind.labels(topic=topic).set(count)
 
 
 probe = ConsumerLagProbe(settings, settings.app_id)

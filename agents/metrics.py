@@ -19,6 +19,12 @@ class Metrics:
         self.redelivered = Counter(
             "logad_redelivered_events", "events skipped as re-deliveries of applied ones", registry=r
         )
+        self.skipped_records = Counter(
+            "logad_framework_skipped_records",
+            "input records the stream framework skipped after a rebalance, read back directly",
+            ["topic"],
+            registry=r,
+        )
         self.inference_latency = Histogram(
             "logad_inference_latency_seconds",
             "time to score one batch",

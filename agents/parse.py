@@ -8,6 +8,7 @@ import faust
 
 from agents import lag
 from agents.app import app, dead_letters, log_events, metrics, raw_logs, settings, templates, wall_clock
+from agents.ordering import InputRecord, parse_order
 from pipeline.deployment import SourceParsers, TemplateFollower
 from pipeline.partitioning import group_by_partition
 from pipeline.raw_source import BAD_HEADER, BadHeader, source_of
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 follower = TemplateFollower(settings.model_repo, settings.detection_model, wall_clock)
 window_follower = TemplateFollower(settings.model_repo, settings.window_model, wall_clock)
 parsers = SourceParsers(follower, window_follower, settings.window_source_set, settings.max_record_bytes)
-# Ingest time up to which this worker has parsed; the leader's tick carries it (pipeline.stream_clock).
+# Ingest time up to which this worker has parsed each raw partition; its ticks carry it
+# (pipeline.stream_clock).
 watermark = IngestWatermark()
 read_through = lag.read_through.setdefault(settings.raw_logs_topic, {})
 
@@ -31,38 +33,46 @@ async def parse(stream: faust.StreamT) -> None:
     # batch many lines per message (`logad replay --lines-per-message`), and each message's events
     # go out as one log-events message per partition.
     async for event in stream.events():
-        message = event.message
-        raw = SourceOffset(message.topic, message.partition, message.offset, timestamp=message.timestamp)
-        watermark.observe(message.timestamp, wall_clock())
-        read_through[message.partition] = message.offset + 1
-        value = bytes(event.value) if isinstance(event.value, bytes | bytearray) else b""
-        try:
-            source = source_of(message.headers, message.key)
-        except BadHeader as exc:
-            await _dead_letter(DeadLetter(BAD_HEADER, "parse", value, raw, str(exc)))
-            continue
-        parser = parsers.for_source(source)
-        records_before = parser.stats.records
-        try:
-            result = parser.parse(value, source, raw, wall_clock())
-        except Exception as exc:  # a parser bug must not stop the stream; the record is kept
-            log.exception("parse: unexpected failure at %s", raw)
-            await _dead_letter(DeadLetter("internal-error", "parse", value, raw, repr(exc)))
-            continue
-        metrics.lines.inc(parser.stats.records - records_before)
-        metrics.events.inc(len(result.events))
-        metrics.oov.inc(sum(1 for e in result.events if e.oov))
-        for dead in result.dead_letters:
-            await _dead_letter(dead)
-        for record in result.new_templates:
-            await templates.send(key=record.key, value=record.encode())
-        keyed = [(e.session_key, e) for e in result.events]
-        for partition, events in group_by_partition(keyed, settings.topic_partitions).items():
-            await log_events.send(
-                key=f"partition-{partition}".encode(),
-                value=EventBatch(tuple(events)).encode(),
-                partition=partition,
-            )
+        before = await parse_order.records_before(event)
+        if before is None:
+            continue  # handled already (faust re-delivered it after reading it back)
+        for record in (*before, InputRecord.of_event(event)):
+            await _parse(record)
+            parse_order.handled(record)
+
+
+async def _parse(record: InputRecord) -> None:
+    raw = SourceOffset(record.topic, record.partition, record.offset, timestamp=record.timestamp)
+    watermark.observe(record.partition, record.timestamp, wall_clock())
+    read_through[record.partition] = record.offset + 1
+    value = record.value
+    try:
+        source = source_of(record.headers, record.key)
+    except BadHeader as exc:
+        await _dead_letter(DeadLetter(BAD_HEADER, "parse", value, raw, str(exc)))
+        return
+    parser = parsers.for_source(source)
+    records_before = parser.stats.records
+    try:
+        result = parser.parse(value, source, raw, wall_clock())
+    except Exception as exc:  # a parser bug must not stop the stream; the record is kept
+        log.exception("parse: unexpected failure at %s", raw)
+        await _dead_letter(DeadLetter("internal-error", "parse", value, raw, repr(exc)))
+        return
+    metrics.lines.inc(parser.stats.records - records_before)
+    metrics.events.inc(len(result.events))
+    metrics.oov.inc(sum(1 for e in result.events if e.oov))
+    for dead in result.dead_letters:
+        await _dead_letter(dead)
+    for template in result.new_templates:
+        await templates.send(key=template.key, value=template.encode())
+    keyed = [(e.session_key, e) for e in result.events]
+    for partition, events in group_by_partition(keyed, settings.topic_partitions).items():
+        await log_events.send(
+            key=f"partition-{partition}".encode(),
+            value=EventBatch(tuple(events)).encode(),
+            partition=partition,
+        )
 
 
 async def _dead_letter(dead: DeadLetter) -> None:

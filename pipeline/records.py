@@ -104,12 +104,22 @@ class LogEvent:
 
 @dataclass(frozen=True, slots=True)
 class EventBatch:
-    """Many events in one Kafka message (one raw message's lines), in order."""
+    """Many events in one Kafka message (one raw message's lines), in order.
+
+    A tick is a batch without events that carries ingest watermarks instead: per raw partition its
+    sender holds, the ingest time parsed up to, and how many raw partitions there are
+    (`pipeline.stream_clock`)."""
 
     events: tuple[LogEvent, ...]
+    watermarks: tuple[tuple[int, float], ...] = ()
+    raw_partitions: int = 0
 
     def encode(self) -> bytes:
-        return orjson.dumps({"schema": EVENT_BATCH_SCHEMA, "events": [e.to_json() for e in self.events]})
+        obj: dict[str, Any] = {"schema": EVENT_BATCH_SCHEMA, "events": [e.to_json() for e in self.events]}
+        if self.raw_partitions:
+            obj["watermarks"] = [[p, ts] for p, ts in self.watermarks]
+            obj["raw_partitions"] = self.raw_partitions
+        return orjson.dumps(obj)
 
     @classmethod
     def decode(cls, data: bytes) -> EventBatch:
@@ -119,7 +129,12 @@ class EventBatch:
             raise DataError(
                 f"decode {EVENT_BATCH_SCHEMA}: expected an 'events' list, got {type(events).__name__}"
             )
-        return cls(tuple(LogEvent.from_json(e) for e in events))
+        try:
+            watermarks = tuple((int(p), float(ts)) for p, ts in obj.get("watermarks", ()))
+            raw_partitions = int(obj.get("raw_partitions", 0))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"decode {EVENT_BATCH_SCHEMA}: malformed tick watermarks ({exc})") from exc
+        return cls(tuple(LogEvent.from_json(e) for e in events), watermarks, raw_partitions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,64 +4,75 @@ Sessions close after `session_timeout_s` of inactivity. Measured on the wall clo
 down for a while, a worker restarted after a crash, a broker restart) would drain with stretched
 gaps, and sessions whose next events wait in the backlog would close early and be judged truncated.
 Measured on ingest time, a backlog drains with the session boundaries it would have had without the
-delay. Idle partitions still move on: the leader's periodic tick carries `IngestWatermark.value`.
+delay. Idle partitions still move on: each worker's periodic tick carries the marks of the raw
+partitions it holds (`IngestWatermark.values`), and the clock is the lowest of all (`RawWatermarks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 
 class IngestWatermark:
-    """How far this worker has read its input, in ingest time.
+    """How far this worker has read each raw partition it holds, in ingest time.
 
-    The newest raw record's timestamp; the wall clock only once the input is caught up (no lag) and
-    no record has arrived for `idle_after_s`. Without the lag condition, a consumer that fetched
-    nothing for a while because the broker was down would jump the clock past its own backlog.
+    Per partition: the newest record's timestamp; the wall clock only once that partition is caught
+    up (nothing waiting) and no record has arrived for `idle_after_s`. Without the lag condition, a
+    consumer that fetched nothing for a while because the broker was down would jump the clock past
+    its own backlog.
     """
 
     def __init__(self, idle_after_s: float = 5.0) -> None:
         self.idle_after_s = idle_after_s
-        self._newest: float | None = None
-        self._seen_at: float | None = None
+        self._newest: dict[int, float] = {}
+        self._seen_at: dict[int, float] = {}
 
-    def observe(self, record_ts: float | None, now: float) -> None:
+    def observe(self, partition: int, record_ts: float | None, now: float) -> None:
         if record_ts is not None:
-            self._newest = record_ts if self._newest is None else max(self._newest, record_ts)
-        self._seen_at = now
+            self._newest[partition] = max(self._newest.get(partition, record_ts), record_ts)
+        self._seen_at[partition] = now
 
-    def value(self, now: float, caught_up: bool) -> float | None:
-        """The tick's time; None when unknown (nothing read yet and a backlog waiting)."""
-        idle = self._seen_at is None or now - self._seen_at >= self.idle_after_s
-        if caught_up and idle:
-            return now
-        return self._newest
+    def values(self, now: float, waiting: Mapping[int, int | None]) -> dict[int, float]:
+        """The tick's times for the partitions in `waiting` (those held, with the records waiting on
+        each, None when unknown); a partition is left out while nothing is known of it."""
+        marks: dict[int, float] = {}
+        for partition, behind in waiting.items():
+            seen = self._seen_at.get(partition)
+            if behind == 0 and (seen is None or now - seen >= self.idle_after_s):
+                marks[partition] = now
+            elif partition in self._newest:
+                marks[partition] = self._newest[partition]
+        return marks
 
 
-class StreamClock:
-    """A monotone clock per partition, advanced by the ingest times of the records it processes."""
+class RawWatermarks:
+    """The detector's clock: the ingest time up to which every raw partition has been parsed.
+
+    Events advance their raw partition's mark; ticks carry the marks of the partitions their worker
+    holds and how many raw partitions there are. The clock is the lowest mark, None until every
+    partition has one: a worker that fetched nothing yet, or that died with a backlog, holds the
+    clock back instead of letting another worker's idle partitions close sessions whose next events
+    are still in that backlog.
+    """
 
     def __init__(self) -> None:
-        self._now: dict[int, float] = {}
+        self._marks: dict[int, float] = {}
+        self._partitions = 0
 
-    def advance(self, partition: int, times: Iterable[float | None]) -> float | None:
-        """Move the partition's clock to the newest of `times` (never back); its current value."""
-        newest = max((t for t in times if t is not None), default=None)
-        current = self._now.get(partition)
-        if newest is not None and (current is None or newest > current):
-            self._now[partition] = current = newest
-        return current
+    def observe(self, partition: int, ts: float | None) -> None:
+        if ts is not None and ts > self._marks.get(partition, float("-inf")):
+            self._marks[partition] = ts
 
+    def observe_tick(self, marks: Mapping[int, float], partitions: int) -> None:
+        self._partitions = max(self._partitions, partitions)
+        for partition, ts in marks.items():
+            self.observe(partition, ts)
 
-def records_behind(read_through: Mapping[int, int], highwaters: Mapping[int, int | None]) -> int | None:
-    """Records waiting on the input partitions: high watermark minus this worker's read position.
-
-    `read_through`: per partition, the offset after the last record handled; `highwaters`: per
-    assigned partition, the broker's end offset, None while not known (a partition just assigned):
-    then the answer is None too, as nothing says the input is caught up. The worker's own read
-    positions, not the group's commits: a commit can lag (or stall: faust does not always commit a
-    partition that came back to it after a rebalance) with no record waiting.
-    """
-    if any(high is None for high in highwaters.values()):
-        return None
-    return sum(max(0, high - read_through.get(p, 0)) for p, high in highwaters.items() if high is not None)
+    def now(self) -> float | None:
+        lowest: float | None = None
+        for partition in range(self._partitions):
+            mark = self._marks.get(partition)
+            if mark is None:
+                return None
+            lowest = mark if lowest is None else min(lowest, mark)
+        return lowest

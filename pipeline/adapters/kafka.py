@@ -143,8 +143,8 @@ _COORDINATOR_NOT_READY = frozenset(
 class ConsumerLagProbe:
     """Per-topic lag of a consumer group: end offsets minus the group's committed offsets.
 
-    One consumer client with the group's id that never subscribes nor commits: it reads the group's
-    committed offsets without joining the group. (Not the admin client's `list_consumer_group_offsets`:
+    One onlooking client (`_onlooker`) reads the group's committed offsets without joining the group.
+    (Not the admin client's `list_consumer_group_offsets`:
     with confluent-kafka 2.16 a process that holds a consumer crashes when that call meets a loading
     coordinator.) Blocking, so call it from a thread, not from an event loop; not thread-safe;
     `close()` when done.
@@ -176,14 +176,7 @@ class ConsumerLagProbe:
         from confluent_kafka import TopicPartition
 
         if self._client is None:
-            self._client = Consumer(
-                {
-                    **self.settings.kafka_config(),
-                    "group.id": self.group_id,
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                }
-            )
+            self._client = _onlooker(self.settings, self.group_id)
         client = self._client
         metadata = client.list_topics(timeout=self.timeout_s).topics
         present = [t for t in topics if t in metadata]
@@ -203,6 +196,81 @@ class ConsumerLagProbe:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()  # never subscribed and auto commit off: commits nothing
+            self._client = None
+
+
+def _onlooker(settings: Settings, group_id: str) -> Consumer:
+    """A consumer with the group's id that never subscribes nor commits: it reads the group's
+    committed offsets and any partition's records without joining the group."""
+    return Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "fetch.message.max.bytes": 16 * 1024 * 1024,
+        }
+    )
+
+
+class PartitionReader:
+    """Reads a range of one partition's records, and a group's committed offset, outside the group.
+
+    For the agents' gap check (`pipeline.stream_order`). Blocking: call it from a thread; not
+    thread-safe; `close()` when done."""
+
+    def __init__(self, settings: Settings, group_id: str, timeout_s: float = 30.0) -> None:
+        self.settings, self.group_id, self.timeout_s = settings, group_id, timeout_s
+        self._client: Consumer | None = None
+
+    def _consumer(self) -> Consumer:
+        if self._client is None:
+            self._client = _onlooker(self.settings, self.group_id)
+        return self._client
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        """The group's committed offset of the partition; None if it never committed there."""
+        from confluent_kafka import TopicPartition
+
+        try:
+            (tp,) = self._consumer().committed([TopicPartition(topic, partition)], timeout=self.timeout_s)
+        except KafkaException as exc:
+            raise InfrastructureError(
+                f"kafka: committed offset of group {self.group_id} on {topic}[{partition}]: {exc}"
+            ) from exc
+        return tp.offset if tp.offset >= 0 else None
+
+    def read(self, topic: str, partition: int, start: int, end: int) -> list[Message]:
+        """The records at offsets [start, end) of `topic`[`partition`], in order."""
+        from confluent_kafka import TopicPartition
+
+        client = self._consumer()
+        client.assign([TopicPartition(topic, partition, start)])
+        records: list[Message] = []
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise InfrastructureError(
+                        f"kafka: reading {topic}[{partition}] offsets {start}..{end - 1} timed out after "
+                        f"{self.timeout_s:.0f}s with {len(records)} records"
+                    )
+                msg = client.poll(0.5)
+                if msg is None:
+                    continue
+                if msg.error():
+                    raise InfrastructureError(f"kafka: reading {topic}[{partition}]: {msg.error()}")
+                if msg.offset() < end:
+                    records.append(msg)
+                if msg.offset() >= end - 1:  # offsets may be missing (retention): stop at the range's end
+                    break
+        finally:
+            client.unassign()
+        return records
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
             self._client = None
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipeline.adapters.kafka import TopicSpec, consume, consumer, create_topics, producer
+from pipeline.adapters.kafka import PartitionReader, TopicSpec, consume, consumer, create_topics, producer
 from pipeline.infra.process import free_port
 from pipeline.settings import Settings
 
@@ -30,6 +30,36 @@ def test_confluent_produce_consume(kafka_server: Settings, unique: str) -> None:
     finally:
         reader.close()
     assert received == sent
+
+
+def test_partition_reader_reads_a_range_and_the_groups_commit(kafka_server: Settings, unique: str) -> None:
+    """What an agent uses to read back records faust skipped (pipeline.stream_order)."""
+    topic, group = f"range-{unique}", f"group-{unique}"
+    create_topics(kafka_server, [TopicSpec(topic, 2, {})])
+    out = producer(kafka_server)
+    for i in range(20):
+        out.produce(topic, value=f"v{i}".encode(), partition=1, headers=[("source", b"hdfs")])
+    assert out.flush(30) == 0
+    reader = PartitionReader(kafka_server, group)
+    try:
+        assert reader.committed(topic, 1) is None
+        records = reader.read(topic, 1, 5, 12)
+        assert [(m.offset(), m.value()) for m in records] == [(i, f"v{i}".encode()) for i in range(5, 12)]
+        assert records[0].headers() == [("source", b"hdfs")]
+        assert [m.offset() for m in reader.read(topic, 1, 18, 20)] == [18, 19]  # reusable, to the end
+    finally:
+        reader.close()
+    member = consumer(kafka_server, group, [topic], **{"enable.auto.commit": False})
+    try:
+        list(consume(member, timeout_s=30, idle_s=3))
+        member.commit(asynchronous=False)
+    finally:
+        member.close()
+    reader = PartitionReader(kafka_server, group)
+    try:
+        assert reader.committed(topic, 1) == 20
+    finally:
+        reader.close()
 
 
 def test_faust_agent_transforms_messages(kafka_server: Settings, unique: str, tmp_path: os.PathLike) -> None:
