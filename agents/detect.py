@@ -35,7 +35,12 @@ EXPIRE_EVERY_S = 5.0
 store = TableSessionStore(sessions, settings.window_size)
 scorer = next_event_scorer(settings, wall_clock, on_degraded=metrics.set_degraded)
 # Parameter values are checked too when a `deeplog_params` version exists (see pipeline.deployment).
-detector = Detector(scorer, follower.text, store, parameters=parameter_detector(settings, wall_clock))
+detector = Detector(
+    scorer,
+    follower.text,
+    store,
+    parameters=parameter_detector(settings, wall_clock, on_degraded=metrics.set_degraded),
+)
 window_detector = WindowDetector(
     WindowClassifier(
         window_class_scorer(settings, wall_clock, on_degraded=metrics.set_degraded), window_follower.text

@@ -187,19 +187,35 @@ def class_names(repo: Path, model: str, version: int) -> tuple[str, ...]:
     return tuple(str(n) for n in names)
 
 
-def parameter_detector(settings: Settings, clock: Callable[[], float]) -> ParameterDetector | None:
+def parameter_detector(
+    settings: Settings, clock: Callable[[], float], **triton_options: Any
+) -> ParameterDetector | None:
     """DeepLog's parameter value check, when `parameter_model` has a version in the repository.
 
-    In-process TorchScript whatever `inference_backend` says (no Triton adapter yet); newer versions
-    are followed without a restart, but a model first published after the worker started needs one.
+    Scored by the configured backend (Triton, or in-process TorchScript); newer versions are followed
+    without a restart, but a model first published after the worker started needs one.
     """
     from pipeline.parameter_detection import ParameterDetector
-    from pipeline.parameter_scoring import TorchScriptParameterScorer
+    from pipeline.parameter_features import FeatureSchema
+    from pipeline.parameter_scoring import ParameterModelInfo, ParameterScorer, TorchScriptParameterScorer
 
     name, repo = settings.parameter_model, settings.model_repo
     # Only verified versions: an optional check must not stop the worker over a corrupt file.
     if not name or newest_valid_version(repo, name) is None:
         log.info("parameter detection off: no valid %r model in %s", name, repo)
         return None
-    follower = VersionFollower(repo, name, clock, newest=newest_valid_version)
-    return ParameterDetector(TorchScriptParameterScorer(follower), max_keys=settings.parameter_history_keys)
+    scorer: ParameterScorer
+    if settings.inference_backend == "triton":
+        from pipeline.adapters.triton import TritonParameterScorer
+
+        def info_of(version: int) -> ParameterModelInfo:
+            # From metadata.json: the worker needs no TorchScript module when Triton scores.
+            metadata = read_metadata(repo, name, version)
+            return ParameterModelInfo(
+                name, version, int(metadata["window_size"]), FeatureSchema.from_json(metadata["schema"])
+            )
+
+        scorer = TritonParameterScorer(settings.triton_grpc_url, name, info_of, **triton_options)
+    else:
+        scorer = TorchScriptParameterScorer(VersionFollower(repo, name, clock, newest=newest_valid_version))
+    return ParameterDetector(scorer, max_keys=settings.parameter_history_keys)

@@ -138,7 +138,7 @@ class TorchScriptParameterScorer:
         loaded = await self.source.current()
         version = int(loaded.version)
         if version != batch.version or len(batch) == 0:
-            return _unscored(batch, self.source.name, version)
+            return unscored(batch, self.source.name, version)
         outputs = await asyncio.to_thread(_run, loaded.module, batch)
         return ParameterScores(*outputs, model=self.source.name, version=version)
 
@@ -167,7 +167,7 @@ def _run(module: Any, batch: ParameterBatch) -> tuple[np.ndarray, ...]:
     )
 
 
-def _unscored(batch: ParameterBatch, model: str, version: int) -> ParameterScores:
+def unscored(batch: ParameterBatch, model: str, version: int) -> ParameterScores:
     """The answer to a batch built for another version: every row normal, tagged with this version."""
     rows, width = len(batch), batch.observed.shape[1]
     zeros = np.zeros((rows, 1), np.float32)

@@ -13,6 +13,7 @@ import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from pipeline.errors import InferenceError, InfrastructureError, ModelError
+from pipeline.parameter_scoring import ParameterBatch, ParameterModelInfo, ParameterScores, unscored
 from pipeline.scoring import LruCache, NextEventBatch, NextEventScores, WindowClassBatch, WindowClassScores
 
 log = logging.getLogger(__name__)
@@ -297,6 +298,90 @@ class TritonWindowClassScorer:
         if names is None:
             names = self._names[version] = self.class_names(version)
         return names
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class TritonParameterScorer:
+    """`ParameterScorer` over Triton gRPC: DeepLog's parameter value model, one request per batch.
+
+    h and the feature schema of a version are not tensors: `info_of(version)` reads them from that
+    version in the model repository (cached per version). The version a batch is built for is the one
+    Triton answered last (at first, the one it serves); a batch answered by another version, or
+    refused because a new version's tensors no longer fit it, is answered unscored (every row normal)
+    and the next batch is built for the new version, as the in-process scorer does. While Triton is
+    unreachable, calls are retried like `TritonNextEventScorer`'s.
+    """
+
+    OUTPUTS = ("error", "threshold", "anomalous", "expected_low", "expected_high")
+
+    def __init__(
+        self,
+        grpc_url: str,
+        model: str,
+        info_of: Callable[[int], ParameterModelInfo],
+        max_backoff_s: float = 5.0,
+        on_degraded: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.client = AsyncTritonClient(grpc_url)
+        self.grpc_url, self.model, self.info_of = grpc_url, model, info_of
+        self.max_backoff_s = max_backoff_s
+        self.on_degraded = on_degraded or (lambda degraded: None)
+        self._version: int | None = None
+        self._infos: dict[int, ParameterModelInfo] = {}
+
+    async def current(self) -> ParameterModelInfo:
+        delay, failures = 0.1, 0
+        while self._version is None:
+            try:
+                self._version = await asyncio.to_thread(serving_version, self.grpc_url, self.model)
+            except (InfrastructureError, ModelError) as exc:  # not up, or the model not loaded yet
+                failures += 1
+                self.on_degraded(True)
+                log.warning("DEGRADED: %s; retry %d in %.1fs (events wait)", exc, failures, delay)
+                await asyncio.sleep(delay)
+                delay = min(self.max_backoff_s, delay * 2)
+        if failures:
+            self.on_degraded(False)
+        info = self._infos.get(self._version)
+        if info is None:
+            info = self._infos[self._version] = await asyncio.to_thread(self.info_of, self._version)
+        return info
+
+    async def score(self, batch: ParameterBatch) -> ParameterScores:
+        if len(batch) == 0:
+            return unscored(batch, self.model, batch.version)
+        inputs = {"template_id": batch.template_id, "history": batch.history, "observed": batch.observed}
+        try:
+            result = await self.client.infer(self.model, inputs, self.OUTPUTS)
+        except (InferenceError, ModelError):
+            serving = await asyncio.to_thread(self._serving_or_none)
+            if serving is not None and serving != batch.version:
+                self._version = serving
+                return unscored(batch, self.model, serving)
+            result = await infer_retrying(
+                self.client, self.model, inputs, self.OUTPUTS, self.max_backoff_s, self.on_degraded
+            )
+        self._version = result.version
+        if result.version != batch.version:
+            return unscored(batch, self.model, result.version)
+        error, threshold, anomalous, low, high = (result.outputs[name] for name in self.OUTPUTS)
+        return ParameterScores(
+            error.reshape(-1, 1).astype(np.float32),
+            threshold.reshape(-1, 1).astype(np.float32),
+            anomalous.reshape(-1, 1).astype(bool),
+            low.astype(np.float32),
+            high.astype(np.float32),
+            model=self.model,
+            version=result.version,
+        )
+
+    def _serving_or_none(self) -> int | None:
+        try:
+            return serving_version(self.grpc_url, self.model)
+        except (InfrastructureError, ModelError):
+            return None
 
     async def close(self) -> None:
         await self.client.close()

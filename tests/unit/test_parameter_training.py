@@ -137,7 +137,7 @@ def test_publish_writes_a_loadable_version_that_scores_like_eager(
 def test_workers_turn_parameter_detection_on_when_a_valid_version_exists(
     trained: TrainedParameterModel, tmp_path: Path
 ) -> None:
-    settings = Settings(model_repo=tmp_path)
+    settings = Settings(model_repo=tmp_path, inference_backend="torchscript")
     assert parameter_detector(settings, clock=lambda: 0.0) is None
     publish_parameter_model(tmp_path, trained, None, None, {})
     detector = parameter_detector(settings, clock=lambda: 0.0)
