@@ -57,13 +57,8 @@ events_read_through = lag.read_through.setdefault(settings.log_events_topic, {})
 async def detect(stream: faust.StreamT) -> None:
     # Each message already holds many sessions' events of one partition (see agents.parse), so
     # one message is one scoring batch and table writes go to that partition's changelog.
-    async for event in stream.events():
-        before = await detect_order.records_before(event)
-        if before is None:
-            continue  # handled already (faust re-delivered it after reading it back)
-        for record in (*before, InputRecord.of_event(event)):
-            await _detect(record)
-            detect_order.handled(record)
+    async for record in detect_order.records(stream):
+        await _detect(record)
 
 
 async def _detect(record: InputRecord) -> None:

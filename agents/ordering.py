@@ -1,13 +1,14 @@
 """Each agent handles every record of its partitions once and in order (see pipeline.stream_order).
 
-`InOrder.records_before(message)` says whether a record was handled already, and reads back the
-records faust skipped before it, so the agent handles those first.
+`InOrder.records(stream)` yields the records of an agent's stream in offset order: those faust
+skipped are read back and come first, those handled already are left out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,8 @@ class InputRecord:
 
 
 class InOrder:
+    """Per agent: the offsets it expects next, and a reader for records faust skipped."""
+
     def __init__(self, agent: str) -> None:
         self.agent = agent
         self.tracker = OffsetTracker()
@@ -93,8 +96,16 @@ class InOrder:
         await app.consumer._add_gap(TP(m.topic, m.partition), start, m.offset - 1)
         return [InputRecord.of_confluent(msg) for msg in read]
 
-    def handled(self, record: InputRecord) -> None:
-        self.tracker.handled(record.topic, record.partition, record.offset)
+    async def records(self, stream: Any) -> AsyncIterator[InputRecord]:
+        """The stream's records in order; each counts as handled once the caller asks for the next
+        (faust acknowledges an event when the next one is taken, so after all of its records)."""
+        async for event in stream.events():
+            before = await self.records_before(event)
+            if before is None:
+                continue  # handled already (faust re-delivered it after it was read back)
+            for record in (*before, InputRecord.of_event(event)):
+                yield record
+                self.tracker.handled(record.topic, record.partition, record.offset)
 
 
 parse_order = InOrder("parse")

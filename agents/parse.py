@@ -32,13 +32,8 @@ async def parse(stream: faust.StreamT) -> None:
     # message's event when messages arrive while a batch is handled, which loses records. Producers
     # batch many lines per message (`logad replay --lines-per-message`), and each message's events
     # go out as one log-events message per partition.
-    async for event in stream.events():
-        before = await parse_order.records_before(event)
-        if before is None:
-            continue  # handled already (faust re-delivered it after reading it back)
-        for record in (*before, InputRecord.of_event(event)):
-            await _parse(record)
-            parse_order.handled(record)
+    async for record in parse_order.records(stream):
+        await _parse(record)
 
 
 async def _parse(record: InputRecord) -> None:
