@@ -28,8 +28,8 @@ async def waiting(topic: str) -> dict[int, int | None]:
     """Per partition of `topic` this worker holds, the records waiting there; None while the
     partition's end offset or position is not known yet.
 
-    From the worker's own read positions, not the group's commits: a commit can lag, or stall (faust
-    does not always commit a partition that came back to it after a rebalance) with nothing waiting.
+    From the worker's own read positions, not the group's commits: a commit can lag behind what
+    was handled with nothing waiting.
 
     A partition this worker has not handled a record of yet counts from the consumer's position: a
     group that starts at the end ("latest") has nothing waiting there, whatever the offsets."""
