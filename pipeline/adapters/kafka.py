@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -15,6 +15,8 @@ from pipeline.errors import InfrastructureError
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 COMPACTED = {"cleanup.policy": "compact"}
 
@@ -140,27 +142,37 @@ _COORDINATOR_NOT_READY = frozenset(
 )
 
 
-class ConsumerLagProbe:
-    """Per-topic lag of a consumer group: end offsets minus the group's committed offsets.
-
-    One onlooking client (`_onlooker`) reads the group's committed offsets without joining the group.
-    (Not the admin client's `list_consumer_group_offsets`:
-    with confluent-kafka 2.16 a process that holds a consumer crashes when that call meets a loading
-    coordinator.) Blocking, so call it from a thread, not from an event loop; not thread-safe;
-    `close()` when done.
+class _GroupOnlooker:
+    """One consumer client with a group's id that never subscribes nor commits: it reads the group's
+    committed offsets, and any partition's records, without joining the group. (Not the admin
+    client's `list_consumer_group_offsets`: with confluent-kafka 2.16 a process that holds a consumer
+    crashes when that call meets a loading coordinator.) Blocking, so call it from a thread, not from
+    an event loop; not thread-safe; `close()` when done.
     """
 
     def __init__(self, settings: Settings, group_id: str, timeout_s: float = 10.0) -> None:
         self.settings, self.group_id, self.timeout_s = settings, group_id, timeout_s
         self._client: Consumer | None = None
 
-    def lag(self, topics: list[str]) -> dict[str, int]:
-        """Messages not yet committed, per topic; a group that never committed lags fully (from the
-        oldest offset still held). Topics that do not exist are left out."""
+    def _consumer(self) -> Consumer:
+        if self._client is None:
+            self._client = Consumer(
+                {
+                    **self.settings.kafka_config(),
+                    "group.id": self.group_id,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "fetch.message.max.bytes": 16 * 1024 * 1024,
+                }
+            )
+        return self._client
+
+    def _retrying(self, call: Callable[[], T], what: str) -> T:
+        """`call()`, retried for `timeout_s` while the broker says try again (a loading coordinator)."""
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                return self._lag_once(topics)
+                return call()
             except KafkaException as exc:
                 error = exc.args[0]
                 transient = error.code() in _COORDINATOR_NOT_READY or error.retriable()
@@ -168,16 +180,28 @@ class ConsumerLagProbe:
                     time.sleep(0.25)
                     continue
                 raise InfrastructureError(
-                    f"kafka: lag of group {self.group_id} on {topics}: {error.name()} from "
+                    f"kafka: {what} of group {self.group_id}: {error.name()} from "
                     f"{self.settings.bootstrap_servers} ({error.str()})"
                 ) from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()  # never subscribed and auto commit off: commits nothing
+            self._client = None
+
+
+class ConsumerLagProbe(_GroupOnlooker):
+    """Per-topic lag of a consumer group: end offsets minus the group's committed offsets."""
+
+    def lag(self, topics: list[str]) -> dict[str, int]:
+        """Messages not yet committed, per topic; a group that never committed lags fully (from the
+        oldest offset still held). Topics that do not exist are left out."""
+        return self._retrying(lambda: self._lag_once(topics), f"lag on {topics}")
 
     def _lag_once(self, topics: list[str]) -> dict[str, int]:
         from confluent_kafka import TopicPartition
 
-        if self._client is None:
-            self._client = _onlooker(self.settings, self.group_id)
-        client = self._client
+        client = self._consumer()
         metadata = client.list_topics(timeout=self.timeout_s).topics
         present = [t for t in topics if t in metadata]
         partitions = [TopicPartition(t, p) for t in present for p in metadata[t].partitions]
@@ -193,51 +217,20 @@ class ConsumerLagProbe:
             lag[tp.topic] += max(high - (done if done >= 0 else low), 0)
         return lag
 
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()  # never subscribed and auto commit off: commits nothing
-            self._client = None
 
-
-def _onlooker(settings: Settings, group_id: str) -> Consumer:
-    """A consumer with the group's id that never subscribes nor commits: it reads the group's
-    committed offsets and any partition's records without joining the group."""
-    return Consumer(
-        {
-            **settings.kafka_config(),
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "fetch.message.max.bytes": 16 * 1024 * 1024,
-        }
-    )
-
-
-class PartitionReader:
-    """Reads a range of one partition's records, and a group's committed offset, outside the group.
-
-    For the agents' gap check (`pipeline.stream_order`). Blocking: call it from a thread; not
-    thread-safe; `close()` when done."""
-
-    def __init__(self, settings: Settings, group_id: str, timeout_s: float = 30.0) -> None:
-        self.settings, self.group_id, self.timeout_s = settings, group_id, timeout_s
-        self._client: Consumer | None = None
-
-    def _consumer(self) -> Consumer:
-        if self._client is None:
-            self._client = _onlooker(self.settings, self.group_id)
-        return self._client
+class PartitionReader(_GroupOnlooker):
+    """A group's committed offset of one partition, and a range of that partition's records, read
+    outside the group: for the agents' check for records faust skipped (`pipeline.stream_order`)."""
 
     def committed(self, topic: str, partition: int) -> int | None:
         """The group's committed offset of the partition; None if it never committed there."""
         from confluent_kafka import TopicPartition
 
-        try:
-            (tp,) = self._consumer().committed([TopicPartition(topic, partition)], timeout=self.timeout_s)
-        except KafkaException as exc:
-            raise InfrastructureError(
-                f"kafka: committed offset of group {self.group_id} on {topic}[{partition}]: {exc}"
-            ) from exc
+        wanted = [TopicPartition(topic, partition)]
+        (tp,) = self._retrying(
+            lambda: self._consumer().committed(wanted, timeout=self.timeout_s),
+            f"committed offset of {topic}[{partition}]",
+        )
         return tp.offset if tp.offset >= 0 else None
 
     def read(self, topic: str, partition: int, start: int, end: int) -> list[Message]:
@@ -267,11 +260,6 @@ class PartitionReader:
         finally:
             client.unassign()
         return records
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
 
 
 def consumer_lag(settings: Settings, group_id: str, topics: list[str]) -> dict[str, int]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -17,6 +18,8 @@ from pipeline.parameter_scoring import ParameterBatch, ParameterModelInfo, Param
 from pipeline.scoring import LruCache, NextEventBatch, NextEventScores, WindowClassBatch, WindowClassScores
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def server_live(grpc_url: str, timeout_s: float = 3.0) -> bool:
@@ -63,6 +66,14 @@ def serving_version(grpc_url: str, name: str) -> int:
     if not ready:
         raise ModelError(f"triton: no READY version of {name} at {grpc_url}; publish one with `logad train`")
     return max(ready)
+
+
+def serving_version_or_none(grpc_url: str, name: str) -> int | None:
+    """`serving_version`, or None when no version serves or Triton cannot say."""
+    try:
+        return serving_version(grpc_url, name)
+    except (InfrastructureError, ModelError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -205,7 +216,18 @@ async def infer_retrying(
     max_backoff_s: float,
     on_degraded: Callable[[bool], None],
 ) -> InferResult:
-    """`client.infer`, retried with capped exponential backoff while Triton fails; never gives up.
+    """`client.infer`, retried while Triton fails (`retrying`)."""
+    return await retrying(lambda: client.infer(model, inputs, outputs), model, max_backoff_s, on_degraded)
+
+
+async def retrying(
+    attempt: Callable[[], Awaitable[T]],
+    model: str,
+    max_backoff_s: float,
+    on_degraded: Callable[[bool], None],
+    errors: tuple[type[Exception], ...] = (InferenceError, ModelError),
+) -> T:
+    """`attempt()`, retried with capped exponential backoff while it raises `errors`; never gives up.
 
     The stream waits rather than dropping events; `on_degraded(True)` on every failed attempt and
     `on_degraded(False)` on recovery drive the `logad_degraded` and failure-count metrics.
@@ -213,8 +235,8 @@ async def infer_retrying(
     delay, failures = 0.1, 0
     while True:
         try:
-            result = await client.infer(model, inputs, outputs)
-        except (InferenceError, ModelError) as exc:
+            result = await attempt()
+        except errors as exc:
             failures += 1
             on_degraded(True)  # every failed attempt: the metric counts them
             log.warning(
@@ -332,18 +354,15 @@ class TritonParameterScorer:
         self._infos: dict[int, ParameterModelInfo] = {}
 
     async def current(self) -> ParameterModelInfo:
-        delay, failures = 0.1, 0
-        while self._version is None:
-            try:
-                self._version = await asyncio.to_thread(serving_version, self.grpc_url, self.model)
-            except (InfrastructureError, ModelError) as exc:  # not up, or the model not loaded yet
-                failures += 1
-                self.on_degraded(True)
-                log.warning("DEGRADED: %s; retry %d in %.1fs (events wait)", exc, failures, delay)
-                await asyncio.sleep(delay)
-                delay = min(self.max_backoff_s, delay * 2)
-        if failures:
-            self.on_degraded(False)
+        if self._version is None:
+            # Triton not up, or the model not loaded yet: wait, as for inference.
+            self._version = await retrying(
+                lambda: asyncio.to_thread(serving_version, self.grpc_url, self.model),
+                self.model,
+                self.max_backoff_s,
+                self.on_degraded,
+                errors=(InfrastructureError, ModelError),
+            )
         info = self._infos.get(self._version)
         if info is None:
             info = self._infos[self._version] = await asyncio.to_thread(self.info_of, self._version)
@@ -356,7 +375,7 @@ class TritonParameterScorer:
         try:
             result = await self.client.infer(self.model, inputs, self.OUTPUTS)
         except (InferenceError, ModelError):
-            serving = await asyncio.to_thread(self._serving_or_none)
+            serving = await asyncio.to_thread(serving_version_or_none, self.grpc_url, self.model)
             if serving is not None and serving != batch.version:
                 self._version = serving
                 return unscored(batch, self.model, serving)
@@ -376,12 +395,6 @@ class TritonParameterScorer:
             model=self.model,
             version=result.version,
         )
-
-    def _serving_or_none(self) -> int | None:
-        try:
-            return serving_version(self.grpc_url, self.model)
-        except (InfrastructureError, ModelError):
-            return None
 
     async def close(self) -> None:
         await self.client.close()

@@ -52,12 +52,9 @@ class TritonModelControl:
         return load_model(self.grpc_url, name)
 
     def serving(self, name: str) -> int | None:
-        from pipeline.adapters.triton import serving_version
+        from pipeline.adapters.triton import serving_version_or_none
 
-        try:
-            return serving_version(self.grpc_url, name)
-        except (ModelError, InfrastructureError):
-            return None
+        return serving_version_or_none(self.grpc_url, name)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
