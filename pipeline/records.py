@@ -139,7 +139,10 @@ class EventBatch:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record the stream could not use, kept with its original bytes for replay or inspection."""
+    """A record the stream could not use, kept with its original bytes for replay or inspection.
+
+    `raw` says where it came from: topic, partition, offset and the line index within that raw
+    message (0 for a whole-message rejection, and in records written before `line` was added)."""
 
     reason: str
     step: str
@@ -158,6 +161,7 @@ class DeadLetter:
                 "topic": self.raw.topic,
                 "partition": self.raw.partition,
                 "offset": self.raw.offset,
+                "line": self.raw.line,
             }
         )
 
@@ -171,7 +175,10 @@ class DeadLetter:
                 step=_typed(obj, "step", str),
                 original=original,
                 raw=SourceOffset(
-                    _typed(obj, "topic", str), _typed(obj, "partition", int), _typed(obj, "offset", int)
+                    _typed(obj, "topic", str),
+                    _typed(obj, "partition", int),
+                    _typed(obj, "offset", int),
+                    _typed(obj, "line", int) if "line" in obj else 0,  # absent in earlier releases
                 ),
                 detail=_typed(obj, "detail", str),
             )

@@ -46,6 +46,17 @@ def test_dead_letter_round_trip(original: bytes) -> None:
     assert DeadLetter.decode(data) == letter
 
 
+def test_dead_letter_keeps_the_line_within_its_message_and_reads_records_without_it() -> None:
+    letter = DeadLetter("no_header", "parse", b"x", SourceOffset("raw-logs", 2, 40, line=7), "d")
+    assert orjson.loads(letter.encode())["line"] == 7
+    assert DeadLetter.decode(letter.encode()) == letter
+    old = orjson.loads(letter.encode())
+    del old["line"]  # written before `line` existed
+    assert DeadLetter.decode(orjson.dumps(old)).raw == SourceOffset("raw-logs", 2, 40, line=0)
+    with pytest.raises(DataError, match="line"):
+        DeadLetter.decode(orjson.dumps({**old, "line": "7"}))
+
+
 def test_template_record_round_trip_and_key() -> None:
     record = TemplateRecord(
         123, "Verification succeeded for <BLK>", 1226262918.0, 42, replaces_id=7, oov=True
