@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "pipeline.commands.train",
     "pipeline.commands.evaluate",
     "pipeline.commands.online",
+    "pipeline.commands.dead_letters",
     "pipeline.commands.synthetic",
 )
 

@@ -321,3 +321,59 @@ def replay_lines(
     if out.flush(60) != 0:
         raise InfrastructureError(f"kafka: {len(out)} messages still unsent to {topic} after 60s")
     return sent
+
+
+def follow_topic(
+    settings: Settings, topic: str, from_beginning: bool, poll_s: float = 0.5
+) -> Iterator[Message | None]:
+    """Every record of `topic` from its oldest (or from its end offsets now), and then as they arrive.
+
+    Partitions are taken by assignment under a fresh group that never commits, so a viewer neither
+    joins nor moves anyone's offsets. Yields None after each empty poll so that the caller can stop
+    (or notice a Ctrl-C) between records; runs until the caller closes the generator.
+    """
+    import uuid
+
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
+
+    client = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"logad-follow-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "fetch.message.max.bytes": 16 * 1024 * 1024,
+        }
+    )
+    try:
+        try:
+            metadata = client.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as exc:
+            raise InfrastructureError(
+                f"kafka: follow {topic}: no metadata from {settings.bootstrap_servers} ({exc}); "
+                "check that the broker runs (`logad kafka start`)"
+            ) from exc
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise InfrastructureError(
+                f"kafka: follow {topic}: the topic does not exist at {settings.bootstrap_servers} "
+                f"({None if metadata is None else metadata.error}); `logad up` creates the pipeline's "
+                "topics, or check the topic name setting"
+            )
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        client.assign([TopicPartition(topic, p, start) for p in sorted(metadata.partitions)])
+        while True:
+            msg = client.poll(poll_s)
+            if msg is None:
+                yield None
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if error.fatal():
+                    raise InfrastructureError(f"kafka: follow {topic}: {error}")
+                log.warning("kafka: follow %s: %s (retrying)", topic, error)  # transient: librdkafka retries
+                continue
+            yield msg
+    finally:
+        client.close()  # auto commit is off: closing commits nothing
