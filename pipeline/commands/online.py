@@ -32,16 +32,33 @@ def read_lines(path: Path) -> Iterator[bytes]:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from itertools import chain
+
     from tqdm import tqdm
 
     from pipeline.adapters.kafka import replay_lines
     from pipeline.datasets import data_file
+    from pipeline.replay_check import run_check, take_sample
 
     path = data_file(settings.data_dir, args.file)
+    lines: Iterator[bytes] = read_lines(path)
+    if not args.no_check:
+        # The worker would turn lines of the wrong format into dead letters one by one, silently:
+        # say so before producing anything.
+        read, sample = take_sample(lines)
+        lines = chain(read, lines)
+        check, message = run_check(settings, args.source, sample)
+        if message:
+            print(f"logad replay: {'warning: ' if check else ''}{message}", file=sys.stderr, flush=True)
+        if check is not None and check.mostly_fails and args.strict:
+            print(
+                "logad replay: nothing produced (--strict); fix --source or pass --no-check", file=sys.stderr
+            )
+            return 1
     with tqdm(unit=" lines", desc=f"replay {path.name}", file=sys.stderr) as bar:
         sent = replay_lines(
             settings,
-            read_lines(path),
+            lines,
             settings.raw_logs_topic,
             args.source,
             lines_per_message=args.lines_per_message,
@@ -99,11 +116,35 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"])
     worker.set_defaults(handler=_worker)
 
-    replay = subparsers.add_parser("replay", help="produce a log file's lines to raw-logs")
+    replay = subparsers.add_parser(
+        "replay",
+        help="produce a log file's lines to raw-logs",
+        description=(
+            "Produce a log file's lines to the raw-logs topic (LOGAD_RAW_LOGS_TOPIC). First the file's "
+            "first 200 non-empty lines are checked against the log format the worker parses --source "
+            "with (the deployed model's, see LOGAD_WINDOW_SOURCES): when more than half lack its header, "
+            "a warning names the share and the format that fits best."
+        ),
+    )
     replay.add_argument("file", help="log file (.log or .log.gz), absolute or under the data dir")
-    replay.add_argument("--source", default="hdfs", help="source name (message key and header)")
-    replay.add_argument("--lines-per-message", type=int, default=100, help="lines batched per Kafka message")
+    replay.add_argument(
+        "--source",
+        default="hdfs",
+        help="source name (message key and header); picks the worker's parser (default: %(default)s)",
+    )
+    replay.add_argument(
+        "--lines-per-message",
+        type=int,
+        default=100,
+        help="lines batched per Kafka message (default: %(default)s)",
+    )
     replay.add_argument("--rate", type=float, help="offered load in lines/s (default: as fast as possible)")
+    replay.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 without producing when most sampled lines do not fit the format (default: warn only)",
+    )
+    replay.add_argument("--no-check", action="store_true", help="skip the format check of the file's start")
     replay.set_defaults(handler=_replay)
 
     tail = subparsers.add_parser("tail", help="print alerts from log-anomalies for humans")
