@@ -23,8 +23,11 @@ ELLIPSIS = "…"
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
-def preview(original: bytes, width: int = DEFAULT_PREVIEW_WIDTH) -> str:
-    """At most `width` printable characters standing for `original`; `…` at the end when clipped."""
+def preview(original: bytes, width: int = DEFAULT_PREVIEW_WIDTH, double_backslash: bool = True) -> str:
+    """At most `width` printable characters standing for `original`; `…` at the end when clipped.
+
+    `double_backslash=False` is for our own messages (a detail quotes the bad byte as `'\\x1b'`):
+    they hold no escapes to tell apart from raw bytes, and doubling would garble their quotes."""
     if width < 1:
         raise ValueError(f"preview width must be at least 1, got {width}")
     # surrogateescape maps each byte that is not valid UTF-8 to one lone surrogate U+DC80..U+DCFF,
@@ -33,7 +36,7 @@ def preview(original: bytes, width: int = DEFAULT_PREVIEW_WIDTH) -> str:
     pieces: list[str] = []
     used = 0
     for char in text:
-        piece = _escape(char)
+        piece = "\\" if char == "\\" and not double_backslash else _escape(char)
         if used + len(piece) > width:
             # Leave room for the ellipsis: the preview never exceeds `width` characters.
             while pieces and used + len(ELLIPSIS) > width:
@@ -80,10 +83,11 @@ def source_position(letter: DeadLetter) -> str:
 
 def render_text(letter: DeadLetter, width: int = DEFAULT_PREVIEW_WIDTH) -> str:
     """Two lines: reason, step, source position, size and detail; then the indented preview."""
-    detail = preview(letter.detail.encode("utf-8"), max(width, 40)) if letter.detail else "-"
+    detail = letter.detail.encode("utf-8")
+    shown = preview(detail, max(width, 40), double_backslash=False) if detail else "-"
     head = (
         f"{letter.reason}  step={letter.step}  at {source_position(letter)}  "
-        f"{len(letter.original)} bytes  {detail}"
+        f"{len(letter.original)} bytes  {shown}"
     )
     return f"{head}\n    | {preview(letter.original, width)}"
 

@@ -67,6 +67,12 @@ def test_text_rendering_names_reason_step_position_size_and_detail() -> None:
     assert "(not from Kafka)" in render_text(DeadLetter("empty", "parse", b""))
 
 
+def test_the_detail_keeps_its_own_quoting_but_escapes_control_bytes() -> None:
+    letter = DeadLetter("binary", "parse", b"\x1b", detail="control byte '\\x1b' at 0\x07")
+    head = render_text(letter).split("\n")[0]
+    assert head.endswith("1 bytes  control byte '\\x1b' at 0\\x07")
+
+
 def test_json_rendering_keeps_the_exact_bytes_and_the_preview() -> None:
     obj = to_json(LETTER, Position("logad-dead-letter", 0, 9))
     assert base64.b64decode(obj["original_b64"]) == LETTER.original
