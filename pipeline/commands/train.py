@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,40 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", default="hdfs", help="log format profile for --logs")
     parser.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
     parser.add_argument("--no-publish", action="store_true", help="train and report only")
+    add_publish_gate_arguments(parser)
     serving.add_arguments(parser)
     parser.add_argument("--max-batch-size", type=int, default=4096, help="Triton max_batch_size")
     add_training_arguments(parser)
     train_protosiamese.add_arguments(parser)
     train_parameters.add_arguments(parser)
     parser.set_defaults(handler=_train, model_choice=None)
+
+
+def add_publish_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--publish-max-fpr",
+        type=float,
+        help="warn loudly when more than this share of validation sessions is flagged "
+        "(default: LOGAD_PUBLISH_MAX_VALIDATION_FPR, 0.05)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="publish even when every validation session is flagged",
+    )
+
+
+def check_validation(model: str, figure: Any, args: argparse.Namespace, settings: Settings) -> None:
+    """The publishing gate (`pipeline.version_checks.validation_gate`): print its warning to stderr,
+    or let its ValidationRefused end the command before anything is published."""
+    from pipeline.version_checks import validation_gate
+
+    max_fpr = (
+        args.publish_max_fpr if args.publish_max_fpr is not None else settings.publish_max_validation_fpr
+    )
+    warning = validation_gate(model, figure, max_fpr, args.force)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def load_training_sessions(
@@ -104,6 +133,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     print(f"trained {args.model}: k = {trained.top_k}, validation {trained.validation}; curves {curves}")
     if args.no_publish:
         return 0
+    check_validation(args.model, trained.validation_fpr(), args, settings)
     from pipeline.training.raw_logs import publish_trained
 
     published = publish_trained(
