@@ -34,7 +34,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("model", choices=("lama", "deeplog", "protosiamese", "deeplog_params"))
     # Not required: protosiamese reads --train-files instead (checked in _train).
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--sessions", help="normal sessions, deeplog_* format (e.g. hdfs/deeplog_train)")
+    source.add_argument(
+        "--sessions",
+        help="normal sessions, deeplog_* format (e.g. hdfs/deeplog_train); no parser state, so with "
+        "--no-publish only",
+    )
     source.add_argument("--logs", help="raw log file (.gz ok), parsed and grouped into sessions")
     train_topic.add_arguments(parser, source)
     parser.add_argument("--format", default="hdfs", help="log format profile for --logs")
@@ -111,6 +115,15 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     if not (args.sessions or args.logs or from_topic):
         raise ConfigError(
             f"train {args.model}: give the training data with --sessions, --logs or --from-topic"
+        )
+    if args.sessions and not args.no_publish:
+        # Refused before training rather than after: publishing would refuse it anyway
+        # (pipeline.version_checks), and the user should not wait for a model that cannot ship.
+        raise ConfigError(
+            f"train {args.model} --sessions: a sessions file holds template ids but no parser state "
+            "(templates.json), so a worker could not serve the version and publishing is refused. Train "
+            "from raw lines (--logs F [--labels F]) or from the parsed stream (--from-topic), or pass "
+            "--no-publish to train and report only"
         )
     import torch
 
