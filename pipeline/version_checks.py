@@ -178,6 +178,6 @@ def validation_gate(model: str, figure: ValidationFpr, max_fpr: float, force: bo
         )
     return (
         f"WARNING: {what}; expect many false alerts. Train on more normal sessions, or raise "
-        "--max-validation-fpr (LOGAD_MAX_VALIDATION_FPR) if this is expected"
+        "--publish-max-fpr (LOGAD_PUBLISH_MAX_VALIDATION_FPR) if this is expected"
         + (" (published with --force)" if figure.fpr >= 1.0 else "")
     )
