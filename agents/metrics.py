@@ -52,6 +52,16 @@ class Metrics:
         self.windows_open = Gauge(
             "logad_windows_open", "time windows of window sources not yet closed (worker memory)", registry=r
         )
+        self.unusable_versions = Gauge(
+            "logad_unusable_model_versions",
+            "newer versions of a model this worker skips as not servable (an older one serves)",
+            ["model"],
+            registry=r,
+        )
+
+    def set_unusable_versions(self, model: str, count: int) -> None:
+        """Called at every look for a newer version (pipeline.model_repository.NewestServable)."""
+        self.unusable_versions.labels(model=model).set(count)
 
     def set_degraded(self, degraded: bool) -> None:
         """Called on every failed inference attempt (True) and on recovery (False)."""

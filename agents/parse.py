@@ -17,8 +17,11 @@ from pipeline.stream_clock import IngestWatermark
 
 log = logging.getLogger(__name__)
 
-follower = TemplateFollower(settings.model_repo, settings.detection_model, wall_clock)
-window_follower = TemplateFollower(settings.model_repo, settings.window_model, wall_clock)
+unusable = metrics.set_unusable_versions
+follower = TemplateFollower(settings.model_repo, settings.detection_model, wall_clock, on_unusable=unusable)
+window_follower = TemplateFollower(
+    settings.model_repo, settings.window_model, wall_clock, on_unusable=unusable
+)
 parsers = SourceParsers(follower, window_follower, settings.window_source_set, settings.max_record_bytes)
 # Ingest time up to which this worker has parsed each raw partition; its ticks carry it
 # (pipeline.stream_clock).

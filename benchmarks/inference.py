@@ -44,6 +44,9 @@ from common import (
 
 NEXT_EVENT_OUTPUTS = ("topk_ids", "topk_probs", "next_known", "anomalous")
 CLASS_OUTPUTS = ("class_index", "distances")
+# The benchmark's models are untrained and carry no parser state: published for timing only, never
+# served by a worker (pipeline.version_checks).
+BENCH_ONLY = "benchmark: untrained model without parser state"
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,7 @@ def bench_triton(benches: list[Bench], budget: Budget, threads: int) -> tuple[li
     with tempfile.TemporaryDirectory(prefix="logad-bench-triton-") as tmp:
         repo = Path(tmp) / "repo"
         for bench in benches:
-            publish_version(repo, bench.spec, bench.scripted, bench.metadata)
+            publish_version(repo, bench.spec, bench.scripted, bench.metadata, unservable_reason=BENCH_ONLY)
         server = LocalTriton(
             model_repo=repo,
             state_dir=Path(tmp) / "state",
@@ -300,7 +303,7 @@ def bench_cache(
 ) -> dict[str, Any]:
     """Distinct rows of the HDFS sessions and the effective rate of the exact-reuse cache on them."""
     from pipeline.model_repository import publish_version
-    from pipeline.scoring import NextEventBatch, TorchScriptNextEventScorer
+    from pipeline.scoring import NextEventBatch, TorchScriptNextEventScorer, VersionFollower
     from pipeline.windows import count_pairs, next_event_windows
 
     chosen = sessions[: max(1, int(len(sessions) * budget.cache_share))]
@@ -311,10 +314,14 @@ def bench_cache(
     order = np.random.default_rng(1).permutation(len(nexts))  # sessions interleave in a live stream
     windows, nexts = windows[order], nexts[order]
     with tempfile.TemporaryDirectory(prefix="logad-bench-cache-") as tmp:
-        publish_version(Path(tmp), bench.spec, bench.scripted, bench.metadata)
-        scorer = TorchScriptNextEventScorer.from_repo(
-            Path(tmp), bench.name, clock=time.monotonic, cache_size=100_000
+        published = publish_version(
+            Path(tmp), bench.spec, bench.scripted, bench.metadata, unservable_reason=BENCH_ONLY
         )
+        # Pinned: a follower of the newest servable version would skip this benchmark-only one.
+        follower = VersionFollower(
+            Path(tmp), bench.name, time.monotonic, newest=lambda _repo, _name: published.version
+        )
+        scorer = TorchScriptNextEventScorer(follower, cache_size=100_000)
 
         async def replay() -> float:
             await scorer.score(NextEventBatch(windows[:1], nexts[:1]))  # load the version first

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ModelError
 from pipeline.formats import LogFormat, get_format
-from pipeline.model_repository import newest_valid_version, read_metadata, read_version_file
+from pipeline.model_repository import (
+    NewestServable,
+    check_servable,
+    newest_valid_version,
+    read_metadata,
+    read_version_file,
+)
 from pipeline.parsing import Parser
 from pipeline.scoring import (
     NextEventScorer,
@@ -30,13 +36,12 @@ from pipeline.scoring import (
 from pipeline.settings import Settings
 from pipeline.templates import TemplateMiner
 from pipeline.time_windows import WindowSpec
+from pipeline.version_checks import TEMPLATES_FILE
 
 if TYPE_CHECKING:
     from pipeline.parameter_detection import ParameterDetector
 
 log = logging.getLogger(__name__)
-
-TEMPLATES_FILE = "templates.json"
 
 
 @dataclass(frozen=True)
@@ -78,35 +83,64 @@ def load_template_set(repo: Path, model: str, version: int) -> TemplateSet:
 
 
 class TemplateFollower:
-    """Holds the template set of the newest valid version; checks for a newer one every interval."""
+    """Holds the template set of the newest servable version; checks for a newer one every interval.
 
-    def __init__(self, repo: Path, model: str, clock: Callable[[], float], interval_s: float = 10.0) -> None:
+    A newer version a worker cannot serve (no `templates.json`, a file failing its checksum, copied
+    by hand half-way) is skipped, logged once, and counted through `on_unusable(model, count)`; the
+    set held keeps serving, so parsing never stops over a bad version.
+    """
+
+    def __init__(
+        self,
+        repo: Path,
+        model: str,
+        clock: Callable[[], float],
+        interval_s: float = 10.0,
+        on_unusable: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.repo, self.model, self.clock, self.interval_s = Path(repo), model, clock, interval_s
+        self._newest = NewestServable(self.repo, model, on_unusable)
         self._checked_at = float("-inf")
         self._current: TemplateSet | None = None
+        self._failed: tuple[int, str] | None = None  # the version that last failed to load, and why
 
     def current(self) -> TemplateSet:
         now = self.clock()
         if self._current is None or now - self._checked_at >= self.interval_s:
             self._checked_at = now
-            version = newest_valid_version(self.repo, self.model)
+            version = self._newest()
             if version is None:
                 if self._current is None:
                     raise ModelError(
-                        f"no valid version of {self.model} in {self.repo}; train one with "
-                        f"`logad train {self.model} --raw-log ...` or run `logad demo`"
+                        f"no servable version of {self.model} in {self.repo}; train one with "
+                        f"`logad train {self.model} --logs ...` or run `logad demo`"
                     )
             elif self._current is None or version != self._current.version:
-                self._current = load_template_set(self.repo, self.model, version)
-                log.info(
-                    "templates: following %s version %d (%d templates)",
-                    self.model,
-                    version,
-                    len(self._current.texts),
-                )
+                self._follow(version)
         if self._current is None:
             raise ModelError(f"templates: no template set loaded for {self.model}")
         return self._current
+
+    def _follow(self, version: int) -> None:
+        try:
+            loaded = load_template_set(self.repo, self.model, version)
+        except ModelError as exc:
+            # Checked servable a moment ago, yet it does not load (changed in between): keep what
+            # serves, and say so once.
+            if self._current is None:
+                raise
+            if self._failed != (version, str(exc)):
+                self._failed = (version, str(exc))
+                log.warning(
+                    "templates: keeping %s version %d, version %d does not load: %s",
+                    self.model,
+                    self._current.version,
+                    version,
+                    exc,
+                )
+            return
+        self._current = loaded
+        log.info("templates: following %s version %d (%d templates)", self.model, version, len(loaded.texts))
 
     def text(self, template_id: int) -> str:
         return self.current().texts.get(template_id, f"<template {template_id}>")
@@ -121,7 +155,12 @@ def next_event_scorer(
     if settings.inference_backend == "triton":
         from pipeline.adapters.triton import TritonNextEventScorer
 
-        return TritonNextEventScorer(settings.triton_grpc_url, settings.detection_model, **triton_options)
+        return TritonNextEventScorer(
+            settings.triton_grpc_url,
+            settings.detection_model,
+            usable=servable_check(settings.model_repo, settings.detection_model),
+            **triton_options,
+        )
     raise ModelError(
         f"inference backend {settings.inference_backend!r} is unknown; set LOGAD_INFERENCE_BACKEND "
         "to 'triton' or 'torchscript'"
@@ -171,12 +210,35 @@ def window_class_scorer(
             settings.triton_grpc_url,
             model,
             lambda version: class_names(repo, model, version),
+            usable=servable_check(repo, model),
             **triton_options,
         )
     raise ModelError(
         f"inference backend {settings.inference_backend!r} is unknown; set LOGAD_INFERENCE_BACKEND "
         "to 'triton' or 'torchscript'"
     )
+
+
+def servable_check(repo: Path, model: str) -> Callable[[int], None]:
+    """For a Triton scorer: raises ModelError when the version Triton answered with is one this
+    worker cannot serve (`check_servable`).
+
+    Triton serves the newest version it loaded, which need not be the one whose templates the parse
+    agent follows: a version without `templates.json` (trained on a --sessions file, whose ids are
+    the file's small integers, not the parser's text hashes) would find every parsed event unknown
+    and alert on every session. The scorer treats such an answer like Triton being down: it waits
+    and retries (DEGRADED in the log, `logad_degraded` 1) until a servable version answers. Verdicts
+    of servable versions are kept; an unservable one is checked again at every retry, so fixing it
+    in place is picked up too.
+    """
+    servable: set[int] = set()
+
+    def check(version: int) -> None:
+        if version not in servable:
+            check_servable(repo, model, version)
+            servable.add(version)
+
+    return check
 
 
 def class_names(repo: Path, model: str, version: int) -> tuple[str, ...]:
@@ -209,13 +271,14 @@ def parameter_detector(
         from pipeline.adapters.triton import TritonParameterScorer
 
         def info_of(version: int) -> ParameterModelInfo:
-            # From metadata.json: the worker needs no TorchScript module when Triton scores.
-            metadata = read_metadata(repo, name, version)
+            # From metadata.json: the worker needs no TorchScript module when Triton scores. Only a
+            # servable version's: one without a schema must not be scored with another's.
+            metadata = check_servable(repo, name, version)
             return ParameterModelInfo(
                 name, version, int(metadata["window_size"]), FeatureSchema.from_json(metadata["schema"])
             )
 
         scorer = TritonParameterScorer(settings.triton_grpc_url, name, info_of, **triton_options)
     else:
-        scorer = TorchScriptParameterScorer(VersionFollower(repo, name, clock, newest=newest_valid_version))
+        scorer = TorchScriptParameterScorer(VersionFollower(repo, name, clock))
     return ParameterDetector(scorer, max_keys=settings.parameter_history_keys)

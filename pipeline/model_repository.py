@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from pipeline.errors import ModelError
+from pipeline.version_checks import UNSERVABLE_KEY, require_servable
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,24 @@ def publish_version(
     scripted: torch.jit.ScriptModule,
     metadata: dict[str, Any],
     extra_files: dict[str, bytes] | None = None,
+    unservable_reason: str | None = None,
 ) -> PublishedVersion:
     """Write `<repo>/<name>/<N+1>/` atomically (build in a temporary directory, then rename).
 
     A reader never sees a half-written version: the directory appears complete or not at all.
     `extra_files` travel with the version (e.g. `templates.json`, the parser state the model was
     trained with), and their sha256 sums are recorded in the metadata.
+
+    A version a worker could not serve (`pipeline.version_checks`: e.g. a next-event model without
+    `templates.json`) is refused with ModelError before anything is written. `unservable_reason`
+    publishes it anyway for offline use (a benchmark, a test): the reason is recorded in its
+    metadata, and workers and `NewestServable` never serve it.
     """
+    if unservable_reason is None:
+        require_servable("publish", spec.name, metadata, extra_files or {})
+    else:
+        log.warning("publishing %s as not servable: %s", spec.name, unservable_reason)
+        metadata = {**metadata, UNSERVABLE_KEY: unservable_reason}
     model_dir = Path(repo) / spec.name
     model_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(model_dir / CONFIG_FILE, render_config(spec).encode())
@@ -235,15 +247,65 @@ def load_version(repo: Path, name: str, version: int | None = None) -> LoadedVer
     return LoadedVersion(name, version, module, metadata, path)
 
 
+def check_servable(repo: Path, name: str, version: int) -> dict[str, Any]:
+    """Whether a worker can serve this version: model.pt and every extra file match their sha256, and
+    the version carries what its kind needs (`pipeline.version_checks`). Its metadata, or ModelError."""
+    metadata = verify_version(repo, name, version)
+    files = {
+        file_name: read_version_file(repo, name, version, file_name)
+        for file_name in metadata.get("files", {})
+    }
+    require_servable("serve", name, metadata, files)
+    return metadata
+
+
+class NewestServable:
+    """The newest servable version of one model, for followers that ask every few seconds.
+
+    Newer versions that are not servable are skipped: each is logged once per reason (WARNING), not
+    at every look, and `on_unusable(name, count)` is told how many are skipped at each look (a
+    gauge). The kind checks of a version whose metadata and file sums were seen before are not
+    repeated (same sums, same bytes); the sha256 of model.pt is, as before.
+    """
+
+    def __init__(self, repo: Path, name: str, on_unusable: Callable[[str, int], None] | None = None) -> None:
+        self.repo, self.name = Path(repo), name
+        self.on_unusable = on_unusable or (lambda name, count: None)
+        self._reported: dict[int, str] = {}  # version -> the reason logged for it
+        self._servable: set[tuple[int, str]] = set()  # (version, sha256 of metadata.json) checked fine
+
+    def __call__(self) -> int | None:
+        skipped = 0
+        found = None
+        for version in reversed(list_versions(self.repo, self.name)):
+            try:
+                self._check(version)
+            except ModelError as exc:
+                skipped += 1
+                if self._reported.get(version) != str(exc):
+                    self._reported[version] = str(exc)
+                    log.warning("%s; skipped, an older servable version serves on", exc)
+                continue
+            found = version
+            break
+        self.on_unusable(self.name, skipped)
+        return found
+
+    def _check(self, version: int) -> None:
+        metadata = verify_version(self.repo, self.name, version)
+        key = (version, sha256_file(self.repo / self.name / str(version) / METADATA_FILE))
+        if key in self._servable:
+            for file_name in metadata.get("files", {}):
+                read_version_file(self.repo, self.name, version, file_name)
+            return
+        check_servable(self.repo, self.name, version)
+        self._servable.add(key)
+
+
 def newest_valid_version(repo: Path, name: str) -> int | None:
-    """The newest version whose checksum verifies; corrupt newer versions are skipped with a warning."""
-    for version in reversed(list_versions(repo, name)):
-        try:
-            verify_version(repo, name, version)
-            return version
-        except ModelError as exc:
-            log.warning("%s", exc)
-    return None
+    """The newest servable version (`check_servable`); newer unservable versions are skipped with a
+    warning. For one-off lookups; followers keep a `NewestServable`, which warns once."""
+    return NewestServable(repo, name)()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

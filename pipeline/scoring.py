@@ -137,9 +137,11 @@ class LruCache(Generic[K, V]):
 class VersionFollower:
     """Holds the loaded version of one model and swaps in a newer one, checking every `reload_interval_s`.
 
-    The newest complete version is served, so removing a bad version rolls back to the previous one.
+    The newest servable version is served, so removing a bad version rolls back to the previous one.
     `clock` is injected (seconds, monotonic); `loader(repo, name, version)` and `newest(repo, name)`
-    default to `pipeline.model_repository.load_version` / `latest_version`. A newer version that fails
+    default to `pipeline.model_repository.load_version` and a `NewestServable` of the model (newer
+    versions a worker cannot serve, e.g. without `templates.json`, are skipped and logged once, so
+    the module never runs ahead of the template set the parser follows). A newer version that fails
     to load (corrupt, half-copied) is logged and the current one keeps serving.
     """
 
@@ -156,7 +158,9 @@ class VersionFollower:
             from pipeline import model_repository
 
             loader = loader or model_repository.load_version
-            newest = newest or model_repository.latest_version
+            if newest is None:
+                scan = model_repository.NewestServable(Path(repo), name)
+                newest = lambda _repo, _name: scan()  # noqa: E731 (one scan per follower: warns once)
         self.repo, self.name, self.reload_interval_s = Path(repo), name, reload_interval_s
         self._clock, self._loader, self._newest = clock, loader, newest
         self._loaded: Any = None

@@ -94,6 +94,9 @@ class Settings:
     # the model repository at worker start (in-process TorchScript); "" turns it off.
     parameter_model: str = "deeplog_params"
     parameter_history_keys: int = 10_000  # log keys whose last h vectors a worker keeps in memory
+    # Publishing (`logad train`): above this share of validation sessions flagged, a loud warning;
+    # with every one flagged, publishing is refused unless --force.
+    publish_max_validation_fpr: float = 0.05
 
     def __post_init__(self) -> None:
         # A plain str given by code (an override, `replace`) would print in logs: wrap it too.

@@ -134,7 +134,9 @@ class TritonNextEventScorer:
     While Triton is unreachable, `score` retries with capped exponential backoff and logs that the
     pipeline is degraded: the stream waits (nothing is lost) and resumes when Triton returns. A batch
     is always answered by one version: if the serving version changes, cached rows are dropped and
-    the whole batch is asked again.
+    the whole batch is asked again. `usable(version)` raises ModelError for a version the worker
+    cannot serve (`pipeline.deployment.servable_check`); such answers are dropped and retried like
+    failures, so no batch is scored by a version whose template set the worker does not hold.
     """
 
     OUTPUTS = ("topk_ids", "topk_probs", "next_known", "anomalous")
@@ -146,9 +148,11 @@ class TritonNextEventScorer:
         cache_size: int = 100_000,
         max_backoff_s: float = 5.0,
         on_degraded: Callable[[bool], None] | None = None,
+        usable: Callable[[int], None] | None = None,
     ) -> None:
         self.client = AsyncTritonClient(grpc_url)
         self.model = model
+        self.usable = usable
         self.cache: LruCache[bytes, tuple[np.ndarray, ...]] = LruCache(cache_size)
         self.cache_version: int | None = None
         self.max_backoff_s = max_backoff_s
@@ -198,7 +202,7 @@ class TritonNextEventScorer:
     async def _infer_retrying(self, batch: NextEventBatch, indices: list[int]) -> InferResult:
         inputs = {"window": batch.window[indices], "next_event": batch.next_event[indices]}
         result = await infer_retrying(
-            self.client, self.model, inputs, self.OUTPUTS, self.max_backoff_s, self.on_degraded
+            self.client, self.model, inputs, self.OUTPUTS, self.max_backoff_s, self.on_degraded, self.usable
         )
         self.calls += 1
         self.rows_sent += len(indices)
@@ -215,9 +219,18 @@ async def infer_retrying(
     outputs: Sequence[str],
     max_backoff_s: float,
     on_degraded: Callable[[bool], None],
+    usable: Callable[[int], None] | None = None,
 ) -> InferResult:
-    """`client.infer`, retried while Triton fails (`retrying`)."""
-    return await retrying(lambda: client.infer(model, inputs, outputs), model, max_backoff_s, on_degraded)
+    """`client.infer`, retried while Triton fails (`retrying`) or answers with a version `usable`
+    refuses (ModelError)."""
+
+    async def attempt() -> InferResult:
+        result = await client.infer(model, inputs, outputs)
+        if usable is not None:
+            usable(result.version)
+        return result
+
+    return await retrying(attempt, model, max_backoff_s, on_degraded)
 
 
 async def retrying(
@@ -271,9 +284,11 @@ class TritonWindowClassScorer:
         max_batch_size: int = 1024,
         max_backoff_s: float = 5.0,
         on_degraded: Callable[[bool], None] | None = None,
+        usable: Callable[[int], None] | None = None,
     ) -> None:
         self.client = AsyncTritonClient(grpc_url)
         self.model = model
+        self.usable = usable
         self.class_names = class_names
         self.max_batch_size = max_batch_size
         self.max_backoff_s = max_backoff_s
@@ -310,7 +325,7 @@ class TritonWindowClassScorer:
     async def _infer(self, batch: WindowClassBatch, start: int, stop: int) -> InferResult:
         inputs = {"template_ids": batch.template_ids[start:stop], "counts": batch.counts[start:stop]}
         result = await infer_retrying(
-            self.client, self.model, inputs, self.OUTPUTS, self.max_backoff_s, self.on_degraded
+            self.client, self.model, inputs, self.OUTPUTS, self.max_backoff_s, self.on_degraded, self.usable
         )
         self.calls += 1
         return result
@@ -365,7 +380,15 @@ class TritonParameterScorer:
             )
         info = self._infos.get(self._version)
         if info is None:
-            info = self._infos[self._version] = await asyncio.to_thread(self.info_of, self._version)
+            version = self._version
+            # A version info_of refuses (not servable) is waited out like a missing one.
+            info = self._infos[version] = await retrying(
+                lambda: asyncio.to_thread(self.info_of, version),
+                self.model,
+                self.max_backoff_s,
+                self.on_degraded,
+                errors=(ModelError,),
+            )
         return info
 
     async def score(self, batch: ParameterBatch) -> ParameterScores:

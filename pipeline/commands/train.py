@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +34,50 @@ def register(subparsers: Any) -> None:
     parser.add_argument("model", choices=("lama", "deeplog", "protosiamese", "deeplog_params"))
     # Not required: protosiamese reads --train-files instead (checked in _train).
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--sessions", help="normal sessions, deeplog_* format (e.g. hdfs/deeplog_train)")
+    source.add_argument(
+        "--sessions",
+        help="normal sessions, deeplog_* format (e.g. hdfs/deeplog_train); no parser state, so with "
+        "--no-publish only",
+    )
     source.add_argument("--logs", help="raw log file (.gz ok), parsed and grouped into sessions")
     train_topic.add_arguments(parser, source)
     parser.add_argument("--format", default="hdfs", help="log format profile for --logs")
     parser.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
     parser.add_argument("--no-publish", action="store_true", help="train and report only")
+    add_publish_gate_arguments(parser)
     serving.add_arguments(parser)
     parser.add_argument("--max-batch-size", type=int, default=4096, help="Triton max_batch_size")
     add_training_arguments(parser)
     train_protosiamese.add_arguments(parser)
     train_parameters.add_arguments(parser)
     parser.set_defaults(handler=_train, model_choice=None)
+
+
+def add_publish_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--publish-max-fpr",
+        type=float,
+        help="warn loudly when more than this share of validation sessions is flagged "
+        "(default: LOGAD_PUBLISH_MAX_VALIDATION_FPR, 0.05)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="publish even when every validation session is flagged",
+    )
+
+
+def check_validation(model: str, figure: Any, args: argparse.Namespace, settings: Settings) -> None:
+    """The publishing gate (`pipeline.version_checks.validation_gate`): print its warning to stderr,
+    or let its ValidationRefused end the command before anything is published."""
+    from pipeline.version_checks import validation_gate
+
+    max_fpr = (
+        args.publish_max_fpr if args.publish_max_fpr is not None else settings.publish_max_validation_fpr
+    )
+    warning = validation_gate(model, figure, max_fpr, args.force)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def load_training_sessions(
@@ -83,6 +116,15 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(
             f"train {args.model}: give the training data with --sessions, --logs or --from-topic"
         )
+    if args.sessions and not args.no_publish:
+        # Refused before training rather than after: publishing would refuse it anyway
+        # (pipeline.version_checks), and the user should not wait for a model that cannot ship.
+        raise ConfigError(
+            f"train {args.model} --sessions: a sessions file holds template ids but no parser state "
+            "(templates.json), so a worker could not serve the version and publishing is refused. Train "
+            "from raw lines (--logs F [--labels F]) or from the parsed stream (--from-topic), or pass "
+            "--no-publish to train and report only"
+        )
     import torch
 
     from pipeline.training.next_event import save_curves_png, train_next_event
@@ -104,6 +146,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     print(f"trained {args.model}: k = {trained.top_k}, validation {trained.validation}; curves {curves}")
     if args.no_publish:
         return 0
+    check_validation(args.model, trained.validation_fpr(), args, settings)
     from pipeline.training.raw_logs import publish_trained
 
     published = publish_trained(

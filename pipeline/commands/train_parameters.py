@@ -63,6 +63,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.no_publish:
         return 0
+    from pipeline.commands.train import check_validation
+
+    check_validation(MODEL_NAME, trained.validation_fpr(), args, settings)
     published = publish_parameter_model(
         Path(settings.model_repo),
         trained,

@@ -27,6 +27,7 @@ from pipeline.models.deeplog import DeepLogConfig
 from pipeline.models.lama import LamaConfig
 from pipeline.models.next_event import NextEventDetector, build_network, known_ids_of, next_ranks
 from pipeline.models.vocab import Vocabulary
+from pipeline.version_checks import ValidationFpr
 from pipeline.windows import PAD_ID, SESSION_END_ID, count_pairs, next_event_windows
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,12 @@ class TrainedModel:
     def detector(self) -> NextEventDetector:
         """The exportable module (on CPU, eval mode)."""
         return NextEventDetector(self.vocabulary.cpu(), self.network.cpu(), self.top_k).eval()
+
+    def validation_fpr(self) -> ValidationFpr:
+        """The share of validation sessions flagged at the chosen k (the publishing gate's figure)."""
+        sessions = int(self.validation.get("sessions", 0))
+        fpr = self.validation.get(f"fpr_at_{self.top_k}", float("nan")) if sessions else 0.0
+        return ValidationFpr(float(fpr), sessions, f"k = {self.top_k}")
 
     def metadata(self) -> dict[str, Any]:
         """Everything a model version must carry besides its weights."""

@@ -43,6 +43,7 @@ from pipeline.records import LogEvent
 from pipeline.templates import TemplateMiner
 from pipeline.training.next_event import seed_everything
 from pipeline.training.parameter_data import Windows, build_windows, parse_events, split_by_session
+from pipeline.version_checks import ValidationFpr
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,12 @@ class TrainedParameterModel:
     def thresholds_at(self, sigmas: float) -> np.ndarray:
         """Every key's threshold `(K,)` at another z, from the same validation errors."""
         return gaussian_bound(self.error_mean, self.error_std, sigmas).astype(np.float32)
+
+    def validation_fpr(self) -> ValidationFpr:
+        """The share of validation sessions flagged at the chosen z (the publishing gate's figure)."""
+        sessions = int(self.validation.get("sessions", 0))
+        fpr = self.validation.get(f"session_fpr_at_{self.sigmas:g}_sigmas", float("nan"))
+        return ValidationFpr(float(fpr), sessions, f"z = {self.sigmas:g}")
 
     def metadata(self) -> dict[str, Any]:
         """Everything a version carries besides its weights (the schema also lives in the buffers)."""

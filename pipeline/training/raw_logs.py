@@ -19,13 +19,13 @@ import torch
 from tqdm import tqdm
 
 from pipeline.datasets.sessions import group_block_sessions
-from pipeline.deployment import TEMPLATES_FILE
 from pipeline.errors import ParseError
 from pipeline.formats import LogFormat
 from pipeline.model_repository import ModelSpec, PublishedVersion, publish_version
 from pipeline.models.next_event import default_config, io_spec
 from pipeline.templates import TemplateMiner
 from pipeline.training.next_event import TrainConfig, TrainedModel, train_next_event
+from pipeline.version_checks import TEMPLATES_FILE
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,17 @@ def publish_trained(
     log_format: str | None,
     extra_metadata: dict[str, Any],
     max_batch_size: int = 4096,
+    unservable_reason: str | None = None,
 ) -> PublishedVersion:
-    """Script the trained detector and publish it (with the parser state when trained from raw lines)."""
+    """Script the trained detector and publish it (with the parser state when trained from raw lines).
+
+    Without a miner the version has no parser state, so a worker cannot serve it: publishing refuses
+    it (ModelError) unless `unservable_reason` says why it is published for offline use only.
+    """
     spec = next_event_spec(trained.kind, trained.config.window_size, trained.top_k, max_batch_size)
     metadata = {**trained.metadata(), **extra_metadata}
-    return publish_with_parser(repo, spec, torch.jit.script(trained.detector()), metadata, miner, log_format)
+    scripted = torch.jit.script(trained.detector())
+    return publish_with_parser(repo, spec, scripted, metadata, miner, log_format, unservable_reason)
 
 
 def publish_with_parser(
@@ -104,10 +110,16 @@ def publish_with_parser(
     metadata: dict[str, Any],
     miner: TemplateMiner | None,
     log_format: str | None,
+    unservable_reason: str | None = None,
 ) -> PublishedVersion:
-    """Publish a scripted model with the parser state it was trained with (none without a miner)."""
+    """Publish a scripted model with the parser state it was trained with (none without a miner).
+
+    Refused before anything is written when a worker could not serve the version
+    (`pipeline.version_checks`), unless `unservable_reason` (see `publish_version`)."""
     parser_metadata, extra = parser_state(miner.save_state() if miner is not None else None, log_format)
-    return publish_version(repo, spec, scripted, {**metadata, **parser_metadata}, extra_files=extra)
+    return publish_version(
+        repo, spec, scripted, {**metadata, **parser_metadata}, extra, unservable_reason=unservable_reason
+    )
 
 
 def parser_state(

@@ -88,7 +88,9 @@ def test_publish_round_trip(tmp_path):
     normal = [(1, 2, 3, 4)] * 20
     config = TrainConfig(epochs=1, batch_size=8, top_k_candidates=(2,))
     trained = train_next_event("deeplog", CONFIGS["deeplog"], normal, config, progress=False)
-    published = publish_trained(tmp_path, trained, None, None, {"training_data_sha256": "digest"})
+    published = publish_trained(
+        tmp_path, trained, None, None, {"training_data_sha256": "digest"}, unservable_reason="unit test"
+    )
     loaded = load_version(tmp_path, "deeplog")
     assert loaded.version == published.version == 1
     assert loaded.metadata["top_k"] == 2 and loaded.metadata["training_data_sha256"] == "digest"

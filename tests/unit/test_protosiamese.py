@@ -125,7 +125,9 @@ def test_publish_and_load_round_trip(tmp_path: Path) -> None:
 
     classifier, idf, config, ids, counts = _classifier()
     meta = export_metadata(classifier, ["normal", "A", "B"], idf, config)
-    published = publish_version(tmp_path, model_spec(3), script(classifier), meta)
+    published = publish_version(
+        tmp_path, model_spec(3), script(classifier), meta, unservable_reason="unit test: export round trip"
+    )
     loaded = load_version(tmp_path, "protosiamese", published.version)
     assert loaded.metadata["class_names"] == ["normal", "A", "B"]
     assert loaded.metadata["outputs"] == list(OUTPUT_NAMES)
