@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import faust
+import orjson
 
 from agents import lag
 from agents.app import anomalies, app, dead_letters, log_events, metrics, sessions, settings, wall_clock
+from agents.failures import dead_letter_or_exit
 from agents.ordering import InputRecord, detect_order
 from agents.parse import follower, watermark, window_follower
 from pipeline.alerts import Alert, encode_alert
@@ -62,6 +64,17 @@ async def detect(stream: faust.StreamT) -> None:
 
 
 async def _detect(record: InputRecord) -> None:
+    try:
+        await _detect_record(record)
+    except Exception as exc:  # a bug or an unusable model must not lose the record (agents.failures)
+        # Dead-lettered means not applied: drop the session changes it made and has not written.
+        store.discard()
+        raw = SourceOffset(record.topic, record.partition, record.offset)
+        await dead_letter_or_exit("detect", [record.value], raw, exc, also_wait=_delivered)
+        events_read_through[record.partition] = record.offset + 1
+
+
+async def _detect_record(record: InputRecord) -> None:
     # Table writes go to the changelog partition of the faust event being handled: `record` is that
     # event's, or one read back from the same partition.
     try:
@@ -143,8 +156,16 @@ async def _expire(partition: int, now: float) -> None:
     _last_expiry[partition] = now
     closed = store.idle(now, settings.session_timeout_s, partition, settings.topic_partitions)
     if closed:
-        end_id = follower.current().session_end_id
-        await _publish(await detector.close(closed, end_id, settings.window_size))
+        try:
+            end_id = follower.current().session_end_id
+            await _publish(await detector.close(closed, end_id, settings.window_size))
+        except Exception as exc:
+            # Not retried at the next expiry: a session that makes closing fail would fail it every
+            # time and never leave. Each is kept as a dead letter (its state) and removed.
+            states = [orjson.dumps(state.to_dict()) for state in closed]
+            what = "the state of a session that was closing (JSON); it was removed without its end check"
+            raw = SourceOffset(settings.log_events_topic, partition)
+            await dead_letter_or_exit("expire", states, raw, exc, also_wait=_delivered, what=what)
         store.remove(closed)  # after the alerts (see TableSessionStore.idle)
         verdicts = detector.finalize(closed)
         flagged = sum(1 for v in verdicts if v.anomalous)

@@ -15,6 +15,17 @@ class Metrics:
         self.dead_letters = Counter(
             "logad_dead_letters", "records sent to the dead-letter topic", ["reason"], registry=r
         )
+        self.decode_replacements = Counter(
+            "logad_decode_replacements",
+            "undecodable bytes replaced by U+FFFD in lines parsed anyway (binary lines are dead letters)",
+            registry=r,
+        )
+        self.format_mismatches = Counter(
+            "logad_format_mismatch_warnings",
+            "warnings that most recent lines of a source failed its log format (wrong source?)",
+            ["source"],
+            registry=r,
+        )
         self.alerts = Counter("logad_alerts", "alerts published", ["kind"], registry=r)
         self.redelivered = Counter(
             "logad_redelivered_events", "events skipped as re-deliveries of applied ones", registry=r

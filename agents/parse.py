@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 
 from agents import lag
 from agents.app import app, dead_letters, log_events, metrics, raw_logs, settings, templates, wall_clock
+from agents.failures import dead_letter_or_exit
 from agents.ordering import InputRecord, parse_order
 from pipeline.deployment import SourceParsers, TemplateFollower
 from pipeline.partitioning import group_by_partition
 from pipeline.raw_source import BAD_HEADER, BadHeader, source_of
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
+from pipeline.source_health import FormatMismatchTracker
 from pipeline.stream_clock import IngestWatermark
 
 log = logging.getLogger(__name__)
@@ -22,7 +25,11 @@ follower = TemplateFollower(settings.model_repo, settings.detection_model, wall_
 window_follower = TemplateFollower(
     settings.model_repo, settings.window_model, wall_clock, on_unusable=unusable
 )
-parsers = SourceParsers(follower, window_follower, settings.window_source_set, settings.max_record_bytes)
+parsers = SourceParsers(
+    follower, window_follower, settings.window_source_set, settings.max_record_bytes, settings.max_line_bytes
+)
+# Warns (rate-limited) when most recent lines of a source fail its format: likely the wrong source.
+format_check = FormatMismatchTracker()
 # Ingest time up to which this worker has parsed each raw partition; its ticks carry it
 # (pipeline.stream_clock).
 watermark = IngestWatermark()
@@ -43,23 +50,31 @@ async def _parse(record: InputRecord) -> None:
     raw = SourceOffset(record.topic, record.partition, record.offset, timestamp=record.timestamp)
     watermark.observe(record.partition, record.timestamp, wall_clock())
     read_through[record.partition] = record.offset + 1
-    value = record.value
     try:
-        source = source_of(record.headers, record.key)
+        await _parse_record(record.value, record.headers, record.key, raw)
+    except Exception as exc:  # a bug or an unusable model must not lose the record (agents.failures)
+        await dead_letter_or_exit("parse", [record.value], raw, exc)
+
+
+async def _parse_record(value: bytes, headers: Any, key: bytes | None, raw: SourceOffset) -> None:
+    try:
+        source = source_of(headers, key)
     except BadHeader as exc:
         await _dead_letter(DeadLetter(BAD_HEADER, "parse", value, raw, str(exc)))
         return
     parser = parsers.for_source(source)
     records_before = parser.stats.records
-    try:
-        result = parser.parse(value, source, raw, wall_clock())
-    except Exception as exc:  # a parser bug must not stop the stream; the record is kept
-        log.exception("parse: unexpected failure at %s", raw)
-        await _dead_letter(DeadLetter("internal-error", "parse", value, raw, repr(exc)))
-        return
+    result = parser.parse(value, source, raw, wall_clock())
     metrics.lines.inc(parser.stats.records - records_before)
     metrics.events.inc(len(result.events))
     metrics.oov.inc(sum(1 for e in result.events if e.oov))
+    metrics.decode_replacements.inc(result.decode_replacements)
+    mismatch = format_check.observe(
+        source, parser.format.name, result.records, result.format_misses, wall_clock()
+    )
+    if mismatch is not None:
+        metrics.format_mismatches.labels(source=source).inc()
+        log.warning("parse: %s", mismatch.message())
     for dead in result.dead_letters:
         await _dead_letter(dead)
     for template in result.new_templates:

@@ -25,7 +25,7 @@ from pipeline.model_repository import (
     read_metadata,
     read_version_file,
 )
-from pipeline.parsing import Parser
+from pipeline.parsing import MAX_LINE_BYTES, Parser
 from pipeline.scoring import (
     NextEventScorer,
     TorchScriptNextEventScorer,
@@ -177,9 +177,11 @@ class SourceParsers:
         windows: TemplateFollower,
         window_sources: frozenset[str],
         max_message_bytes: int,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.sessions, self.windows, self.window_sources = sessions, windows, window_sources
         self.max_message_bytes = max_message_bytes
+        self.max_line_bytes = max_line_bytes
         self._parsers: dict[str, tuple[int, Parser]] = {}  # model -> (version, parser)
 
     def follower(self, source: str) -> TemplateFollower:
@@ -189,7 +191,12 @@ class SourceParsers:
         deployed = self.follower(source).current()
         held = self._parsers.get(deployed.model)
         if held is None or held[0] != deployed.version:
-            parser = Parser(deployed.log_format, deployed.miner, max_message_bytes=self.max_message_bytes)
+            parser = Parser(
+                deployed.log_format,
+                deployed.miner,
+                max_message_bytes=self.max_message_bytes,
+                max_line_bytes=self.max_line_bytes,
+            )
             held = self._parsers[deployed.model] = (deployed.version, parser)
         return held[1]
 

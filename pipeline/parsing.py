@@ -1,7 +1,17 @@
 """The parsing stage: raw Kafka payloads in, `LogEvent`s and `DeadLetter`s out. Never raises on data.
 
-A payload holds one line or several separated by newlines. Bad input becomes a dead letter with
-its reason, the original bytes and the Kafka coordinates; the rest of the payload still parses.
+A payload holds one line or several separated by newlines. The unit of rejection is the line: a bad
+line becomes a dead letter with its reason, its original bytes (a bounded prefix of oversized ones)
+and the Kafka coordinates, and the rest of the payload still parses. Only an absurd payload (over
+`max_message_bytes`, default the 16 MiB the broker and clients allow) is rejected whole.
+
+Decoding: a line that is not valid UTF-8 is decoded with replacement characters (counted in
+`ParserStats.decode_replacements`) unless it is binary, which stays a dead letter:
+- `binary`: the line holds a control byte (C0 other than tab, LF, VT, FF, CR; or DEL), which text
+  logs never carry and terminal escapes, NULs and binary frames do;
+- `invalid_utf8`: more than `MAX_UNDECODABLE_SHARE` of the line's bytes are undecodable (a binary
+  blob or a wrong encoding such as cp1251, whose text would be mostly replacement characters).
+A stray Latin-1 byte or a cut multi-byte character in an otherwise good line is replaced instead.
 """
 
 from __future__ import annotations
@@ -19,15 +29,23 @@ from pipeline.templates import TemplateMatch, TemplateMiner, TemplateRegistry
 log = logging.getLogger(__name__)
 
 STEP = "parse"
-MAX_MESSAGE_BYTES = 1 << 20
+# A whole payload is only refused when absurd: the broker, producer and consumers allow 16 MiB.
+MAX_MESSAGE_BYTES = 16 << 20
+# One line; longer ones are dead letters (`oversized_line`). Real log lines, even long JSON ones, stay
+# far below this, and a stack trace is many lines (joined after this check).
+MAX_LINE_BYTES = 1 << 20
 DEAD_LETTER_KEEP_BYTES = 64 << 10  # keep dead letters well under Kafka's default 1 MB message limit
+# Above this share of undecodable bytes a line is not text with a few bad bytes (see the docstring).
+MAX_UNDECODABLE_SHARE = 0.2
+_ENCODED_REPLACEMENT = "\ufffd".encode()  # a replacement character already in the raw bytes
 NO_SESSION = ""  # session key of events from formats without sessions (BGL: windowed by time)
 _BINARY = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 
 class DeadReason(enum.Enum):
     EMPTY = "empty"
-    OVERSIZED = "oversized"
+    OVERSIZED = "oversized"  # the whole payload is over max_message_bytes
+    OVERSIZED_LINE = "oversized_line"  # one line is over max_line_bytes
     INVALID_UTF8 = "invalid_utf8"
     BINARY = "binary"
     NO_HEADER = "no_header"
@@ -41,6 +59,13 @@ class ParseResult:
     events: tuple[LogEvent, ...] = ()
     dead_letters: tuple[DeadLetter, ...] = ()
     new_templates: tuple[TemplateRecord, ...] = ()
+    records: int = 0  # log records parsed (a multi-line record counts once)
+    decode_replacements: int = 0  # undecodable bytes replaced by U+FFFD in this payload
+
+    @property
+    def format_misses(self) -> int:
+        """Lines the format's header did not match (`no_header`): many of them mean a wrong format."""
+        return sum(1 for d in self.dead_letters if d.reason == DeadReason.NO_HEADER.value)
 
 
 @dataclass
@@ -51,6 +76,8 @@ class ParserStats:
     records: int = 0
     events: int = 0
     oov_records: int = 0
+    decode_replacements: int = 0  # undecodable bytes replaced in lines that were parsed anyway
+    lines_with_replacements: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
 
 
@@ -78,12 +105,14 @@ class Parser:
         registry: TemplateRegistry | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_lines_per_record: int = 500,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.format = fmt
         self.miner = miner
         self.registry = registry if registry is not None else TemplateRegistry()
         self.max_message_bytes = max_message_bytes
         self.max_lines_per_record = max_lines_per_record
+        self.max_line_bytes = max_line_bytes
         self.stats = ParserStats()
 
     def parse(
@@ -93,57 +122,106 @@ class Parser:
         raw = raw or SourceOffset()
         self.stats.payloads += 1
         if len(payload) > self.max_message_bytes:
-            detail = f"{len(payload)} bytes > max {self.max_message_bytes}; kept {DEAD_LETTER_KEEP_BYTES}"
+            detail = (
+                f"payload of {len(payload)} bytes > max_message_bytes {self.max_message_bytes}; "
+                f"kept the first {DEAD_LETTER_KEEP_BYTES} bytes"
+            )
             return self._only_dead(DeadReason.OVERSIZED, payload[:DEAD_LETTER_KEEP_BYTES], raw, detail)
         if not payload.strip():
             return self._only_dead(DeadReason.EMPTY, payload, raw, "no log line in the payload")
         dead: list[DeadLetter] = []
+        replaced_before = self.stats.decode_replacements
+        # Lines decoded with replacements, to their original bytes: a dead letter keeps the bytes.
+        originals: dict[str, bytes] = {}
         joiner = MultilineJoiner(self.format, self.max_lines_per_record)
         items: list[LogRecord | Unparsed] = []
-        for line in self._lines(payload, raw, dead):
+        for line in self._lines(payload, raw, dead, originals):
             items.extend(joiner.feed(line))
         items.extend(joiner.flush())
         events: list[LogEvent] = []
         new_templates: list[TemplateRecord] = []
+        records = 0
         for index, item in enumerate(items):
             if isinstance(item, Unparsed):
                 reason = DeadReason(item.reason)
                 detail = f"{self.format.name} header not found and no record to continue"
-                dead.append(self._dead(reason, item.line.encode("utf-8"), raw, detail))
+                original = originals.get(item.line) or item.line.encode("utf-8")
+                dead.append(self._dead(reason, original, raw, detail))
                 continue
             text = self.format.template_text(item)
             match = self.miner.process(text)
             record = self.registry.observe(match, now_s)
             if record is not None:
                 new_templates.append(record)
+            records += 1
             events.extend(self._events(item, text, match, source, replace(raw, line=index)))
         self.stats.events += len(events)
-        return ParseResult(tuple(events), tuple(dead), tuple(new_templates))
+        replaced = self.stats.decode_replacements - replaced_before
+        return ParseResult(tuple(events), tuple(dead), tuple(new_templates), records, replaced)
 
-    def _lines(self, payload: bytes, raw: SourceOffset, dead: list[DeadLetter]) -> list[str]:
-        try:
-            text = payload.decode("utf-8")
-        except UnicodeDecodeError:
-            text = ""
-        if text and not _BINARY.search(text):
-            return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
-        # Slow path: find the bad lines so that the good lines of the payload still parse.
+    def _lines(
+        self, payload: bytes, raw: SourceOffset, dead: list[DeadLetter], originals: dict[str, bytes]
+    ) -> list[str]:
+        if len(payload) <= self.max_line_bytes:  # no line can be too long: try the whole payload at once
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                text = ""
+            if text and not _BINARY.search(text):
+                return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+        # Line by line, so that one bad line is the only one rejected.
         lines: list[str] = []
-        for chunk in payload.split(b"\n"):
+        for number, chunk in enumerate(payload.split(b"\n")):
             if not chunk.strip():
                 continue
-            try:
-                line = chunk.decode("utf-8").rstrip("\r")
-            except UnicodeDecodeError as exc:
-                dead.append(self._dead(DeadReason.INVALID_UTF8, chunk, raw, str(exc)))
-                continue
-            found = _BINARY.search(line)
-            if found:
-                detail = f"control byte {found.group()!r} at {found.start()}"
-                dead.append(self._dead(DeadReason.BINARY, chunk, raw, detail))
-                continue
-            lines.append(line)
+            at = replace(raw, line=number)
+            line = self._line(chunk, number, at, dead, originals)
+            if line is not None:
+                lines.append(line)
         return lines
+
+    def _line(
+        self,
+        chunk: bytes,
+        number: int,
+        raw: SourceOffset,
+        dead: list[DeadLetter],
+        originals: dict[str, bytes],
+    ) -> str | None:
+        """One line's text, or None after adding its dead letter (`raw.line`: its index in the payload).
+
+        A line decoded with replacements is noted in `originals` with its bytes."""
+        if len(chunk) > self.max_line_bytes:
+            detail = (
+                f"line {number} of the message is {len(chunk)} bytes > max_line_bytes {self.max_line_bytes} "
+                f"(LOGAD_MAX_LINE_BYTES); kept the first {DEAD_LETTER_KEEP_BYTES} bytes"
+            )
+            dead.append(self._dead(DeadReason.OVERSIZED_LINE, chunk[:DEAD_LETTER_KEEP_BYTES], raw, detail))
+            return None
+        try:
+            line = chunk.decode("utf-8")
+            replaced = 0
+        except UnicodeDecodeError:
+            line = chunk.decode("utf-8", errors="replace")
+            replaced = line.count("\ufffd") - chunk.count(_ENCODED_REPLACEMENT)
+        found = _BINARY.search(line)
+        if found:
+            detail = f"line {number}: control byte {found.group()!r} at character {found.start()}"
+            dead.append(self._dead(DeadReason.BINARY, chunk, raw, detail))
+            return None
+        if replaced > MAX_UNDECODABLE_SHARE * len(chunk):
+            detail = (
+                f"line {number}: {replaced} of {len(chunk)} bytes are not UTF-8 (more than "
+                f"{MAX_UNDECODABLE_SHARE:.0%}): binary data or another encoding; send UTF-8 text"
+            )
+            dead.append(self._dead(DeadReason.INVALID_UTF8, chunk, raw, detail))
+            return None
+        line = line.rstrip("\r")
+        if replaced:
+            self.stats.decode_replacements += replaced
+            self.stats.lines_with_replacements += 1
+            originals[line] = chunk
+        return line
 
     def _events(
         self, record: LogRecord, text: str, match: TemplateMatch, source: str, raw: SourceOffset

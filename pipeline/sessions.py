@@ -240,6 +240,12 @@ class TableSessionStore:
             self.table[key] = state.to_dict()
         return len(dirty)
 
+    def discard(self) -> int:
+        """Forget the changes not flushed yet (a message whose handling failed must leave no trace:
+        it is dead-lettered, and its events are applied only if it is replayed); returns how many."""
+        dirty, self._dirty = self._dirty, {}
+        return len(dirty)
+
     def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery | None:
         state = self.get(event.source, event.session_key) or new_session(event.source, event.session_key)
         if is_redelivery(state, event):

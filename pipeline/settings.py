@@ -80,7 +80,10 @@ class Settings:
     consumer_offset_reset: str = "earliest"  # where a new consumer group starts: "earliest" or "latest"
     detection_model: str = "lama"  # "lama" or "deeplog": the next-event model the worker asks
     parse_batch_size: int = 5000
-    max_record_bytes: int = 1 << 20
+    # A raw message over this is refused whole (`oversized`): a guard against absurd payloads, at the
+    # 16 MiB the broker, producers and consumers are configured for. Bad lines are refused one by one:
+    max_record_bytes: int = 16 << 20
+    max_line_bytes: int = 1 << 20  # one line over this is a dead letter (`oversized_line`), not its message
     window_size: int = 10
     session_timeout_s: float = 60.0
     max_batch_size: int = 1024

@@ -63,7 +63,7 @@ def test_stack_trace_is_joined_into_one_event() -> None:
     [
         (b"", "empty"),
         (b" \n\n\t", "empty"),
-        (b"\xff\xfe" + LINE_A.encode()[2:], "invalid_utf8"),
+        (b"\xff\xfe\xfd\xfc" + b"\x80" * 20 + b" mostly undecodable", "invalid_utf8"),
         (LINE_A.encode().replace(b"block", b"bl\x00ck"), "binary"),
         (b"\x1b[31m" + LINE_A.encode(), "binary"),
         (b"no header here", "no_header"),
@@ -81,11 +81,74 @@ def test_bad_payloads_become_dead_letters(payload: bytes, reason: str) -> None:
 
 
 def test_bad_lines_do_not_stop_good_lines_of_the_same_payload() -> None:
-    payload = b"\n".join([b"\xc3\x28 bad utf8", LINE_A.encode(), b"nul\x00line", LINE_TWO_BLOCKS.encode()])
+    payload = b"\n".join([b"\xc3\x28\xff\xfe bad", LINE_A.encode(), b"nul\x00line", LINE_TWO_BLOCKS.encode()])
     result = _parser().parse(payload, "dn1", RAW)
     assert [d.reason for d in result.dead_letters] == ["invalid_utf8", "binary"]
-    assert [d.original for d in result.dead_letters] == [b"\xc3\x28 bad utf8", b"nul\x00line"]
-    assert len(result.events) == 3
+    assert [d.original for d in result.dead_letters] == [b"\xc3\x28\xff\xfe bad", b"nul\x00line"]
+    assert [d.raw.line for d in result.dead_letters] == [0, 2]  # the line's index in the message
+    assert len(result.events) == 3 and result.records == 2
+
+
+def test_one_oversized_line_is_the_only_one_rejected() -> None:
+    # `logad replay` packs 100 lines per message: a 5 MB line must not take its neighbours with it.
+    huge = b"081109 203518 143 INFO dfs.DataNode: " + b"y" * (5 * 1024 * 1024)
+    good = [LINE_A.replace("1608999687919862906", str(i)).encode() for i in range(10)]
+    payload = b"\n".join([*good[:4], huge, *good[4:]])
+    parser = Parser(HDFS, TemplateMiner())  # the defaults: 1 MiB per line, 16 MiB per message
+    result = parser.parse(payload, "dn1", RAW)
+    (letter,) = result.dead_letters
+    assert (letter.reason, letter.raw.line) == ("oversized_line", 4)
+    assert letter.original == huge[: 64 << 10]
+    assert f"{len(huge)} bytes > max_line_bytes {1 << 20}" in letter.detail
+    assert [e.session_key for e in result.events] == [f"blk_-{i}" for i in range(10)]
+    assert parser.stats.dead_letters == {"oversized_line": 1}
+
+
+def test_only_an_absurd_payload_is_rejected_whole() -> None:
+    parser = Parser(HDFS, TemplateMiner(), max_message_bytes=4096, max_line_bytes=1024)
+    (letter,) = parser.parse(LINE_A.encode() * 40, "dn1", RAW).dead_letters
+    assert letter.reason == "oversized"
+    assert f"{len(LINE_A) * 40} bytes > max_message_bytes 4096" in letter.detail
+
+
+def test_a_few_invalid_bytes_are_replaced_and_counted() -> None:
+    # A stray Latin-1 byte and a cut multi-byte character in an otherwise good line.
+    line = LINE_A.encode().replace(b"Receiving", b"Rec\xe9iving").replace(b"dest:", b"dest\xe2\x82:")
+    parser = _parser()
+    result = parser.parse(b"\n".join([line, LINE_A.encode()]), "dn1", RAW)
+    assert result.dead_letters == ()
+    assert result.events[0].template == "Rec\ufffdiving block <BLK> src: /<IP> dest\ufffd: /<IP>"
+    assert result.decode_replacements == 2
+    assert (parser.stats.decode_replacements, parser.stats.lines_with_replacements) == (2, 1)
+
+
+def test_a_replacement_character_sent_as_utf8_is_not_counted() -> None:
+    line = LINE_A.replace("Receiving", "Rec\ufffdiving").encode() + b"\xff"
+    result = _parser().parse(line, "dn1", RAW)
+    assert len(result.events) == 1 and result.decode_replacements == 1
+
+
+@pytest.mark.parametrize(
+    ("undecodable", "reason"),
+    [
+        (20, None),  # 20 of 100 bytes: at the limit (20%), still text with bad bytes
+        (21, "invalid_utf8"),  # more than a fifth undecodable: binary or another encoding
+    ],
+)
+def test_binary_rule_share_of_undecodable_bytes(undecodable: int, reason: str | None) -> None:
+    head = b"081109 203518 143 INFO dfs.DataNode: "
+    line = head + b"\xff" * undecodable
+    line += b"x" * (100 - len(line))
+    result = _parser().parse(line, "dn1", RAW)
+    assert [d.reason for d in result.dead_letters] == ([reason] if reason else [])
+    assert len(result.events) == (0 if reason else 1)
+
+
+def test_no_header_line_with_replacements_keeps_its_original_bytes() -> None:
+    result = _parser().parse(b"caf\xe9 is not an HDFS line", "dn1", RAW)
+    (letter,) = result.dead_letters
+    assert (letter.reason, letter.original) == ("no_header", b"caf\xe9 is not an HDFS line")
+    assert result.format_misses == 1
 
 
 def test_match_mode_reports_oov_with_would_be_template() -> None:

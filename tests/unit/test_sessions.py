@@ -197,3 +197,17 @@ def test_marks_round_trip_and_old_states_load() -> None:
     # Events outside Kafka (offline files) carry no position and never count as re-deliveries.
     again, _ = advance(state, Ev("a", 7, 1.0), 3)
     assert again.marks == state.marks and again.event_count == 2
+
+
+def test_discard_forgets_unflushed_changes_of_a_failed_message() -> None:
+    table: dict[str, dict] = {}
+    store = TableSessionStore(table, 2)
+    store.advance(Ev("a", 1, 1.0))
+    store.flush()
+    store.advance(Ev("a", 2, 2.0))
+    store.advance(Ev("b", 1, 2.0))
+    assert store.discard() == 2
+    store.flush()
+    assert list(table) == ["hdfs|a"]
+    state = store.get("hdfs", "a")
+    assert state is not None and state.window[-1:] == (1,)
