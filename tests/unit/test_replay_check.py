@@ -17,6 +17,7 @@ from pipeline.replay_check import (
     take_sample,
 )
 from pipeline.settings import Settings
+from pipeline.templates import TemplateMiner
 
 HDFS_LINES = [
     "081109 203518 143 INFO dfs.DataNode$DataXceiver: Receiving block blk_-1608999687919862906 src: "
@@ -58,11 +59,22 @@ def test_take_sample_skips_empty_lines_and_returns_what_it_read() -> None:
 
 
 def _publish(repo: Path, model: str, version: int, log_format: str | None) -> None:
-    """A version as `newest_valid_version` sees one: model.pt and a metadata.json with its sha256."""
+    """A servable version as `newest_valid_version` sees one: model.pt, the parser state and the
+    metadata its kind needs, each file with its sha256."""
     folder = repo / model / str(version)
     folder.mkdir(parents=True)
     (folder / "model.pt").write_bytes(b"weights")
-    metadata = {"sha256": hashlib.sha256(b"weights").hexdigest(), "files": {}}
+    miner = TemplateMiner()
+    miner.learn("Receiving block blk_1 src: /10.0.0.1")
+    miner.freeze()
+    templates = miner.save_state()
+    (folder / "templates.json").write_bytes(templates)
+    metadata: dict[str, object] = {
+        "sha256": hashlib.sha256(b"weights").hexdigest(),
+        "files": {"templates.json": hashlib.sha256(templates).hexdigest()},
+    }
+    if model == "protosiamese":
+        metadata |= {"window": {"size_s": 300.0, "step_s": 300.0}, "class_names": ["normal", "KERNDTLB"]}
     if log_format is not None:
         metadata["log_format"] = log_format
     (folder / "metadata.json").write_text(json.dumps(metadata))
