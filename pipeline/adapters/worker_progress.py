@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import orjson
 from confluent_kafka import Consumer
 
 from pipeline.adapters.kafka import end_offsets
+from pipeline.errors import InfrastructureError
 from pipeline.progress import (
     DrainCheck,
     DrainTarget,
@@ -23,6 +24,7 @@ from pipeline.progress import (
     Offsets,
     WorkerProgress,
     combine,
+    reached,
     written,
 )
 from pipeline.settings import Settings
@@ -58,6 +60,21 @@ class RunOffsets:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def wait_read_through(
+    positions: Mapping[int, int], ends: Offsets, timeout_s: float, what: str, alive: Callable[[], bool]
+) -> None:
+    """Until a reader thread's `positions` (offset after its last record, per partition, which it
+    updates as it reads) reach `ends`: every record written before `ends` was taken is read."""
+    deadline = time.monotonic() + timeout_s
+    while not reached(positions, ends):
+        if time.monotonic() > deadline or not alive():
+            raise InfrastructureError(
+                f"reading {what} stopped at {dict(positions)}, short of its end offsets {dict(ends)} "
+                f"after {timeout_s:.0f}s; is the broker up (`logad kafka status`)?"
+            )
+        time.sleep(0.1)
 
 
 def wait_drained(
