@@ -276,7 +276,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         return None if code is None else f"the worker exited with code {code} (see {worker_log_file})"
 
     collector = None
-    replay_s = 0.0
+    replay_s = drain_s = 0.0
     try:
         wait_ready(web_port, worker, 120, worker_log_file)
         print(f"worker: ready (web http://127.0.0.1:{web_port}/progress), log {worker_log_file}")
@@ -302,7 +302,8 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         except NotDrained as exc:
             print(f"demo: {exc}", file=sys.stderr)
             return 1
-        print(f"worker: {drained.describe()}", file=sys.stderr)
+        drain_s = time.monotonic() - replay_started - replay_s
+        print(f"worker: {drained.describe()} {drain_s:.1f}s after the replay", file=sys.stderr)
         with RunOffsets(settings) as offsets:
             alert_ends = offsets.ends(settings.anomalies_topic)
         collector.wait_through(alert_ends, timeout_s=120)
@@ -331,6 +332,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         "offline": offline,
         "streaming_equals_offline": same,
         "replay_s": round(replay_s, 1),
+        "drain_s": round(drain_s, 1),  # replay end to every record handled and session closed
         "session_timeout_s": options.session_timeout_s,
         "seconds": round(time.monotonic() - started, 1),
         "alerts_topic": settings.anomalies_topic,
