@@ -3,7 +3,8 @@
 Two measurements per worker count, in one run (this machine is shared; compare within a run):
 - sustained throughput: N lines replayed as fast as the producer goes; `lines_per_s` is N over the
   time from the first produced line until every line is parsed and every log-events batch scored
-  (consumer lag 0 on both topics);
+  (the workers' read positions at both topics' end offsets, `pipeline.progress`); the phase then
+  waits for every session to close and reads the alerts to the topic's end offsets;
 - detection latency at fixed offered loads: lines paced at each `--rates` value, and for every alert an
   event raised (an unexpected next event or an OOV event), the time from the raw message's production
   (its `produced_at` header) to the alert's arrival at a consumer. Alerts raised when a session
