@@ -116,3 +116,18 @@ def test_not_drained_says_how_far_it_got() -> None:
     message = str(NotDrained(check, 60))
     assert "within 60s" in message and "lines read 400 / 1,000 sent" in message
     assert "raw-logs records behind 60" in message and "sessions open 12" in message
+
+
+def test_the_decision_imports_no_client() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, pipeline.progress; "
+        "print(sorted(m for m in ('faust', 'confluent_kafka', 'aiokafka', 'urllib.request') "
+        "if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "[]"
