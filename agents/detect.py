@@ -121,8 +121,12 @@ async def _detect_record(record: InputRecord) -> None:
             log.warning("detect: event of %s rejected: %s", rejected.source, reason)
     if (now := clock.now()) is not None:
         await _expire(record.partition, now)
-    events_read_through[record.partition] = record.offset + 1
     await _delivered()
+    # Both after the message's alerts and table writes are acknowledged, with no await in between:
+    # a run that sees this position reached and no session open has every alert in log-anomalies
+    # (pipeline.progress). The open-session figure is refreshed on every message, not only on expiry.
+    metrics.sessions.set(len(sessions))
+    events_read_through[record.partition] = record.offset + 1
 
 
 # Alerts sent for the message being handled, awaited with its table writes by `_delivered`.
@@ -172,7 +176,6 @@ async def _expire(partition: int, now: float) -> None:
         log.info(
             "detect: closed %d idle sessions on partition %d (%d anomalous)", len(closed), partition, flagged
         )
-    metrics.sessions.set(len(sessions))
 
 
 @app.timer(interval=EXPIRE_EVERY_S)

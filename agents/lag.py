@@ -24,28 +24,36 @@ BEHIND_EVERY_S = 0.5
 read_through: dict[str, dict[int, int]] = {}
 
 
-async def waiting(topic: str) -> dict[int, int | None]:
-    """Per partition of `topic` this worker holds, the records waiting there; None while the
-    partition's end offset or position is not known yet.
+async def positions(topic: str) -> dict[int, tuple[int | None, int | None]]:
+    """Per partition of `topic` this worker holds: (read position, high watermark), None while unknown.
 
-    From the worker's own read positions, not the group's commits: a commit can lag behind what
-    was handled with nothing waiting.
-
-    A partition this worker has not handled a record of yet counts from the consumer's position: a
-    group that starts at the end ("latest") has nothing waiting there, whatever the offsets."""
+    The read position is the offset after the last record handled (the agents keep it in
+    `read_through`); a partition this worker has not handled a record of yet counts from the
+    consumer's position: a group that starts at the end ("latest") has nothing waiting there."""
     consumer = app.consumer
     handled = read_through.get(topic, {})
-    counts: dict[int, int | None] = {}
+    found: dict[int, tuple[int | None, int | None]] = {}
     for tp in consumer.assignment():
         if tp.topic != topic:
             continue
         read = handled.get(tp.partition)
         if read is None:
             read = await consumer.position(tp)
-        high = consumer.highwater(tp)
+        found[tp.partition] = (read, consumer.highwater(tp))
+    return found
+
+
+async def waiting(topic: str) -> dict[int, int | None]:
+    """Per partition of `topic` this worker holds, the records waiting there; None while the
+    partition's end offset or position is not known yet.
+
+    From the worker's own read positions, not the group's commits: a commit can lag behind what
+    was handled with nothing waiting."""
+    return {
         # A stale high watermark (just fetched past it) never counts negative.
-        counts[tp.partition] = None if read is None or high is None else max(0, high - read)
-    return counts
+        p: None if read is None or high is None else max(0, high - read)
+        for p, (read, high) in (await positions(topic)).items()
+    }
 
 
 async def behind(topic: str) -> int | None:
@@ -59,6 +67,28 @@ async def report_behind() -> None:
     for topic in (settings.raw_logs_topic, settings.log_events_topic):
         if (count := await behind(topic)) is not None:
             metrics.records_behind.labels(topic=topic).set(count)
+
+
+async def progress() -> dict[str, Any]:
+    """The `/progress` body: read positions of both input topics, lines handled, sessions open.
+
+    Positions first, then the counters and the open-session figure with no await in between: a
+    message finished meanwhile then shows in the figures but not in the positions, so a run that
+    polls this (pipeline.progress) errs on "not done yet", never on "done" too early."""
+    topics = (settings.raw_logs_topic, settings.log_events_topic)
+    found = {topic: await positions(topic) for topic in topics}
+    return {
+        # JSON object keys are strings (some encoders refuse int keys).
+        "positions": {t: {str(p): read for p, (read, _) in parts.items()} for t, parts in found.items()},
+        "behind": {
+            t: None
+            if any(r is None or h is None for r, h in parts.values())
+            else sum(max(0, h - r) for r, h in parts.values() if r is not None and h is not None)
+            for t, parts in found.items()
+        },
+        "lines_handled": int(metrics.lines_handled()),
+        "sessions_open": int(metrics.sessions_open()),
+    }
 
 
 probe = ConsumerLagProbe(settings, settings.app_id)

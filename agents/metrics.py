@@ -74,6 +74,18 @@ class Metrics:
         """Called at every look for a newer version (pipeline.model_repository.NewestServable)."""
         self.unusable_versions.labels(model=model).set(count)
 
+    def lines_handled(self) -> float:
+        """Lines parsed plus records dead-lettered (what `logad replay` sent, once all is handled)."""
+        return self.lines._value.get() + sum(
+            sample.value
+            for metric in self.dead_letters.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        )
+
+    def sessions_open(self) -> float:
+        return self.sessions._value.get()
+
     def set_degraded(self, degraded: bool) -> None:
         """Called on every failed inference attempt (True) and on recovery (False)."""
         self.degraded.set(1 if degraded else 0)

@@ -1,4 +1,5 @@
-"""HTTP endpoints of a worker: /healthz (alive), /readyz (model deployed, backend up), /metrics."""
+"""HTTP endpoints of a worker: /healthz (alive), /readyz (model deployed, backend up), /metrics,
+/progress (read positions and open sessions, for runs that wait until all is handled)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
+from agents import lag
 from agents.app import app, metrics
 from agents.parse import follower
 from pipeline.errors import LogadError
@@ -45,3 +47,10 @@ class PrometheusMetrics(View):
     async def get(self, request: Request) -> Response:
         # aiohttp refuses a charset inside content_type; Prometheus reads plain text as its 0.0.4 format.
         return self.bytes(generate_latest(metrics.registry), content_type="text/plain")
+
+
+@app.page("/progress")
+class Progress(View):
+    async def get(self, request: Request) -> Response:
+        # Decoded by pipeline.progress.WorkerProgress.from_json.
+        return self.json(await lag.progress())

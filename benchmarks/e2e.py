@@ -3,7 +3,8 @@
 Two measurements per worker count, in one run (this machine is shared; compare within a run):
 - sustained throughput: N lines replayed as fast as the producer goes; `lines_per_s` is N over the
   time from the first produced line until every line is parsed and every log-events batch scored
-  (consumer lag 0 on both topics);
+  (the workers' read positions at both topics' end offsets, `pipeline.progress`); the phase then
+  waits for every session to close and reads the alerts to the topic's end offsets;
 - detection latency at fixed offered loads: lines paced at each `--rates` value, and for every alert an
   event raised (an unexpected next event or an OOV event), the time from the raw message's production
   (its `produced_at` header) to the alert's arrival at a consumer. Alerts raised when a session
@@ -110,6 +111,7 @@ class AlertTimes(threading.Thread):
 
         self.reader = consumer(settings, f"bench-alerts-{uuid.uuid4().hex[:8]}", [settings.anomalies_topic])
         self.arrivals: list[tuple[float, bytes]] = []
+        self.positions: dict[int, int] = {}  # offset after the last alert read, per partition
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -117,6 +119,15 @@ class AlertTimes(threading.Thread):
             message = self.reader.poll(0.1)
             if message is not None and not message.error():
                 self.arrivals.append((time.time(), message.value()))
+                self.positions[message.partition()] = message.offset() + 1
+
+    def wait_through(self, settings: Settings, timeout_s: float = 120.0) -> None:
+        """Until every alert on the topic now is read (the run is drained: no more will come)."""
+        from pipeline.adapters.worker_progress import RunOffsets, wait_read_through
+
+        with RunOffsets(settings) as offsets:
+            ends = offsets.ends(settings.anomalies_topic)
+        wait_read_through(self.positions, ends, timeout_s, "log-anomalies", self.is_alive)
 
     def stop(self) -> list[tuple[float, bytes]]:
         self._halt.set()
@@ -222,47 +233,46 @@ def stop_workers(workers: list[tuple[subprocess.Popen, int]]) -> None:
             proc.kill()
 
 
-def handled(workers: list[tuple[subprocess.Popen, int]]) -> float:
-    from pipeline.demo import worker_counter
-
-    return sum(
-        worker_counter(port, "logad_lines_total") + worker_counter(port, "logad_dead_letters_total")
-        for _, port in workers
-    )
-
-
 def wait_drained(
     settings: Settings, workers: list[tuple[subprocess.Popen, int]], lines: int, timeout_s: float
 ) -> float:
-    """The time at which every line is handled and no worker has records waiting on its partitions."""
-    from pipeline.demo import worker_counter
+    """The time at which every line was parsed and every log-events batch scored (the throughput
+    clock stops there); returns once every session is closed too, so all alerts are out."""
+    from pipeline.adapters.worker_progress import wait_drained as drain
+    from pipeline.progress import DrainCheck, Stage
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        behind = sum(worker_counter(port, "logad_records_behind") for _, port in workers)
-        if handled(workers) >= lines and behind == 0:
-            return time.monotonic()
-        for proc, _ in workers:
-            if proc.poll() is not None:
-                raise RuntimeError(f"e2e: a worker exited with code {proc.returncode}")
-        time.sleep(0.25)
-    raise RuntimeError(f"e2e: {lines} lines not drained in {timeout_s:.0f}s (handled {handled(workers):.0f})")
+    scored_at: list[float] = []
+
+    def on_poll(check: DrainCheck) -> None:
+        if not scored_at and check.stage in (Stage.CLOSING, Stage.DRAINED):
+            scored_at.append(time.monotonic())
+
+    def died() -> str | None:
+        codes = [proc.returncode for proc, _ in workers if proc.poll() is not None]
+        return f"e2e: a worker exited with code {codes[0]}" if codes else None
+
+    drain(
+        settings,
+        [port for _, port in workers],
+        lines,
+        timeout_s=timeout_s,
+        poll_s=0.25,
+        problem=died,
+        on_poll=on_poll,
+    )
+    return scored_at[0]
 
 
 def produced_at(settings: Settings) -> dict[tuple[int, int], float]:
     """(partition, offset) of every raw-logs message of the run -> its `produced_at` header."""
-    from pipeline.adapters.kafka import consume, consumer
+    from pipeline.adapters.kafka import read_to_end
 
-    reader = consumer(settings, f"bench-raw-{uuid.uuid4().hex[:8]}", [settings.raw_logs_topic])
-    try:
-        stamps = {}
-        for message in consume(reader, timeout_s=120, idle_s=3):
-            header = dict(message.headers() or ()).get("produced_at")
-            if header is not None:
-                stamps[(message.partition(), message.offset())] = float(header)
-        return stamps
-    finally:
-        reader.close()
+    stamps = {}
+    for message in read_to_end(settings, settings.raw_logs_topic):
+        header = dict(message.headers() or ()).get("produced_at")
+        if header is not None:
+            stamps[(message.partition(), message.offset())] = float(header)
+    return stamps
 
 
 def latencies(settings: Settings, arrivals: list[tuple[float, bytes]]) -> tuple[list[float], int]:
@@ -319,7 +329,7 @@ def run_phase(
         drained = wait_drained(settings, workers, sent, timeout_s=max(600.0, sent / 1000))
         elapsed = drained - started
         processes = sampler.stop()
-        time.sleep(2.0)  # the last alerts' way to the consumer
+        alerts.wait_through(settings)
     finally:
         stop_workers(workers)
         arrivals = alerts.stop()

@@ -4,6 +4,13 @@ Servers up (Kafka with topics, Triton), a model trained and published if the rep
 a worker started, HDFS_100k (or the synthetic generator's output) replayed into `raw-logs`, alerts
 shown as they arrive, and finally block-level precision, recall and F1 against the labels on the
 blocks the model did not train on.
+
+The figures are only printed for a whole run: the demo waits until the worker has handled every
+replayed record and closed every session (`pipeline.progress`, read from the worker's `/progress`
+page and the topics' end offsets), then reads `log-anomalies` up to its end offsets. It exits 1,
+saying how far the run got, when that does not happen within the bound; and it exits 1 when the
+streaming figures differ from offline detection with the same version on the same lines
+(`pipeline.offline`), which is what streaming must reproduce.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import orjson
 
 from pipeline.errors import InfrastructureError
 from pipeline.model_repository import newest_valid_version, read_metadata
+from pipeline.progress import NotDrained
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,9 +44,10 @@ class DemoOptions:
     as_json: bool = False
     retrain: bool = False
     synthetic_lines: int = 100_000
-    quiet_s: float = 4.0
-    session_timeout_s: float = 5.0
-    timeout_s: float = 900.0
+    # Sessions close after this much ingest time without a line. Offline detection closes them only
+    # at the end, so the replay (in produce time) must fit inside it for the figures to agree.
+    session_timeout_s: float = 20.0
+    timeout_s: float = 900.0  # replay end to everything handled
 
 
 @dataclass(frozen=True)
@@ -138,8 +147,8 @@ class AlertCollector(threading.Thread):
             starts.append(TopicPartition(settings.anomalies_topic, p, high))
         self.reader.assign(starts)
         self.alerts: list = []
-        self.last_alert_at = time.monotonic()
-        self.latencies: list[float] = []
+        # Offset after the last record read, per partition (every record counts, any source's).
+        self.positions: dict[int, int] = {tp.partition: tp.offset for tp in starts}
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -151,12 +160,18 @@ class AlertCollector(threading.Thread):
             if message is None or message.error():
                 continue
             alert = decode_alert(message.value())
-            if alert.source != self.source:
-                continue
-            self.alerts.append(alert)
-            self.last_alert_at = time.monotonic()
-            if self.show:
-                print(format_alert(alert), file=sys.stderr, flush=True)
+            if alert.source == self.source:
+                self.alerts.append(alert)
+                if self.show:
+                    print(format_alert(alert), file=sys.stderr, flush=True)
+            # After the alert is kept: a reader that sees this position has the alert too.
+            self.positions[message.partition()] = message.offset() + 1
+
+    def wait_through(self, ends: dict[int, int], timeout_s: float) -> None:
+        """Until every alert written before `ends` was taken is read (not until alerts stop coming)."""
+        from pipeline.adapters.worker_progress import wait_read_through
+
+        wait_read_through(self.positions, ends, timeout_s, "log-anomalies", self.is_alive)
 
     def stop(self) -> None:
         self._halt.set()
@@ -212,6 +227,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     from pipeline.adapters import kafka
     from pipeline.adapters.faust_config import worker_command
     from pipeline.adapters.triton import load_model
+    from pipeline.adapters.worker_progress import RunOffsets, wait_drained
     from pipeline.commands.infra import kafka_up, local_triton
     from pipeline.infra.process import free_port
 
@@ -223,6 +239,14 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     version, test_blocks = ensure_model(settings, options, data)
     serving = load_model(settings.triton_grpc_url, options.model)
     print(f"triton: serving {options.model} version {serving}")
+    if serving != version:
+        print(
+            f"demo: Triton serves {options.model} version {serving}, not the demo's version {version}: "
+            f"its figures would not be this version's. Publish or remove versions in {settings.model_repo} "
+            "so the newest valid one is the one to demonstrate (or use --retrain)",
+            file=sys.stderr,
+        )
+        return 1
 
     run_id = uuid.uuid4().hex[:8]
     source = f"hdfs-demo-{run_id}"
@@ -234,24 +258,33 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         # A fresh group and session table per run: nothing to recover, no earlier replays to re-read.
         app_id=f"logad-demo-{run_id}",
         consumer_offset_reset="latest",
-        # A replay is minutes of logs in seconds: close idle sessions soon so their ends are scored.
         session_timeout_s=options.session_timeout_s,
     )
     logs = Path(settings.state_dir) / "demo"
     logs.mkdir(parents=True, exist_ok=True)
-    with (logs / "worker.log").open("ab") as worker_log:
+    worker_log_file = logs / "worker.log"
+    with worker_log_file.open("ab") as worker_log:
         worker = subprocess.Popen(
             worker_command(sys.executable),
             env=worker_settings.to_env(os.environ),
             stdout=worker_log,
             stderr=subprocess.STDOUT,
         )
+
+    def worker_died() -> str | None:
+        code = worker.poll()
+        return None if code is None else f"the worker exited with code {code} (see {worker_log_file})"
+
     collector = None
+    replay_s = drain_s = 0.0
     try:
-        wait_ready(web_port, worker, 120, logs / "worker.log")
-        print(f"worker: ready (web http://127.0.0.1:{web_port}/metrics), log {logs / 'worker.log'}")
+        wait_ready(web_port, worker, 120, worker_log_file)
+        print(f"worker: ready (web http://127.0.0.1:{web_port}/progress), log {worker_log_file}")
         collector = AlertCollector(settings, source, show=not options.as_json)
         collector.start()
+        with RunOffsets(settings) as offsets:
+            raw_starts = offsets.ends(settings.raw_logs_topic)
+        replay_started = time.monotonic()
         with tqdm(total=len(data.lines), unit=" lines", desc="replay", file=sys.stderr) as bar:
             sent = kafka.replay_lines(
                 settings,
@@ -261,23 +294,19 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 lines_per_message=100,
                 on_sent=bar.update,
             )
-        deadline = time.monotonic() + options.timeout_s
-        while time.monotonic() < deadline:
-            handled = worker_counter(web_port, "logad_lines_total") + worker_counter(
-                web_port, "logad_dead_letters_total"
+        replay_s = time.monotonic() - replay_started
+        try:
+            drained = wait_drained(
+                settings, [web_port], sent, raw_starts, options.timeout_s, problem=worker_died
             )
-            quiet = time.monotonic() - collector.last_alert_at > options.quiet_s
-            open_sessions = worker_counter(web_port, "logad_sessions_open")
-            # Every line parsed (or dead-lettered), every session closed and scored, no alert for a while.
-            if handled >= sent and open_sessions == 0 and quiet:
-                break
-            if worker.poll() is not None:
-                raise InfrastructureError(
-                    f"demo: the worker died (code {worker.returncode}); see {logs / 'worker.log'}"
-                )
-            time.sleep(1.0)
-        else:
-            raise InfrastructureError(f"demo: the pipeline did not drain within {options.timeout_s:.0f}s")
+        except NotDrained as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return 1
+        drain_s = time.monotonic() - replay_started - replay_s
+        print(f"worker: {drained.describe()} {drain_s:.1f}s after the replay", file=sys.stderr)
+        with RunOffsets(settings) as offsets:
+            alert_ends = offsets.ends(settings.anomalies_topic)
+        collector.wait_through(alert_ends, timeout_s=120)
     finally:
         if collector is not None:
             collector.stop()
@@ -287,7 +316,10 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         except subprocess.TimeoutExpired:
             worker.kill()
     alerts = collector.alerts if collector else []
-    scores = block_metrics({a.session_key for a in alerts}, data.anomalous_blocks, test_blocks)
+    streaming = block_metrics({a.session_key for a in alerts}, data.anomalous_blocks, test_blocks)
+    print(f"offline: detecting with {options.model} v{version} in-process (TorchScript) on the same lines")
+    offline = offline_figures(settings, options.model, version, data, source, test_blocks)
+    same = all(streaming[k] == offline[k] for k in ("tp", "fp", "fn"))
     summary = {
         "input": data.name,
         "lines": sent,
@@ -295,18 +327,53 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         "model": options.model,
         "model_version": version,
         "test_blocks": len(test_blocks),
-        **scores,
+        **streaming,
+        "streaming": streaming,
+        "offline": offline,
+        "streaming_equals_offline": same,
+        "replay_s": round(replay_s, 1),
+        "drain_s": round(drain_s, 1),  # replay end to every record handled and session closed
+        "session_timeout_s": options.session_timeout_s,
         "seconds": round(time.monotonic() - started, 1),
         "alerts_topic": settings.anomalies_topic,
     }
     print(
         f"\n{data.name}: {sent} lines replayed, {len(alerts)} alerts from {options.model} v{version}\n"
         f"block-level on {len(test_blocks)} blocks the model did not train on:\n"
-        f"  precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  F1 {scores['f1']:.4f}"
-        f"  (TP {scores['tp']}, FP {scores['fp']}, FN {scores['fn']})\n"
+        f"  streaming  {format_figures(streaming)}\n"
+        f"  offline    {format_figures(offline)}  (same version, same lines, in-process)\n"
         f"alerts: Kafka topic {settings.anomalies_topic} on {settings.bootstrap_servers} "
-        f"(`logad tail --from-beginning`); worker log {logs / 'worker.log'}"
+        f"(`logad tail --from-beginning`); worker log {worker_log_file}"
     )
     if options.as_json:
         print(orjson.dumps(summary).decode())
+    if not same:
+        print(
+            f"demo: the streaming figures differ from offline detection with the same version "
+            f"({format_figures(streaming)} vs {format_figures(offline)}): the stream lost, repeated or "
+            f"split something. The replay took {replay_s:.1f}s of produce time against a session timeout "
+            f"of {options.session_timeout_s:.0f}s (a longer replay splits sessions); otherwise see "
+            f"{worker_log_file}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def format_figures(scores: dict[str, float]) -> str:
+    return (
+        f"precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  F1 {scores['f1']:.4f}"
+        f"  (TP {scores['tp']}, FP {scores['fp']}, FN {scores['fn']})"
+    )
+
+
+def offline_figures(
+    settings: Settings, model: str, version: int, data: DemoInput, source: str, test_blocks: list[str]
+) -> dict[str, float]:
+    """Block figures of offline detection (`pipeline.offline`) with `version` on the demo's lines."""
+    import asyncio
+
+    from pipeline.offline import detect_offline
+
+    found = asyncio.run(detect_offline(data.lines, Path(settings.model_repo), model, version, source))
+    return block_metrics(set(found.flagged_sessions), data.anomalous_blocks, test_blocks)

@@ -131,6 +131,82 @@ def consume(client: Consumer, timeout_s: float, idle_s: float = 2.0) -> Iterator
         yield msg
 
 
+def end_offsets(client: Consumer, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """Per partition of `topic`, the offset the next record written there will get (high watermark)."""
+    from confluent_kafka import TopicPartition
+
+    try:
+        metadata = client.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            error = None if metadata is None else metadata.error
+            raise InfrastructureError(
+                f"kafka: end offsets of {topic}: no such topic ({error}); "
+                "check the topic name and that `logad up` created the topics"
+            )
+        return {
+            p: client.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+            for p in sorted(metadata.partitions)
+        }
+    except KafkaException as exc:
+        raise InfrastructureError(
+            f"kafka: end offsets of {topic}: {exc.args[0]}; check that the broker runs (`logad kafka start`)"
+        ) from exc
+
+
+def read_to_end(
+    settings: Settings, topic: str, starts: dict[int, int] | None = None, timeout_s: float = 120.0
+) -> list[Message]:
+    """Every record of `topic` from `starts` (default: the beginning) up to its end offsets taken now.
+
+    Not "until nothing arrives for a while": a record written before this call is never missed
+    however slow the broker answers, and the call returns as soon as the last one is read.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    client = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": f"logad-read-{topic}",
+            "enable.auto.commit": False,
+            "fetch.message.max.bytes": 16 * 1024 * 1024,
+        }
+    )
+    try:
+        ends = end_offsets(client, topic)
+        begin = starts or {}
+        pending = {p: end for p, end in ends.items() if end > begin.get(p, 0)}
+        client.assign([TopicPartition(topic, p, begin.get(p, OFFSET_BEGINNING)) for p in pending])
+        records: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise InfrastructureError(
+                    f"kafka: reading {topic} to its end offsets {ends} timed out after {timeout_s:.0f}s "
+                    f"with {len(records)} records; partitions still short: {sorted(pending)}"
+                )
+            msg = client.poll(0.5)
+            if msg is None:
+                # Offsets may be missing at the end (compaction, transaction markers): the position
+                # then passes the end offset without a record there.
+                for tp in client.position([TopicPartition(topic, p) for p in pending]):
+                    if tp.offset >= pending[tp.partition]:
+                        del pending[tp.partition]
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise InfrastructureError(f"kafka: reading {topic}: {msg.error()}")
+            end = pending.get(msg.partition())
+            if end is None or msg.offset() >= end:
+                continue  # written after this call began: not ours to wait for
+            records.append(msg)
+            if msg.offset() >= end - 1:  # offsets may be missing (transaction markers): stop at the end
+                del pending[msg.partition()]
+        return records
+    finally:
+        client.close()
+
+
 # Coordinator states a fresh or restarting broker passes through; an offsets request then succeeds
 # after a moment (librdkafka does not mark NOT_COORDINATOR retriable).
 _COORDINATOR_NOT_READY = frozenset(

@@ -105,6 +105,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         use_synthetic=args.synthetic,
         as_json=args.json,
         retrain=args.retrain,
+        timeout_s=args.timeout,
     )
     return run_demo(settings, options)
 
@@ -160,5 +161,11 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--lines", type=int, help="replay only the first N lines")
     demo.add_argument("--synthetic", action="store_true", help="use the synthetic generator, not HDFS_100k")
     demo.add_argument("--retrain", action="store_true", help="train and publish a new version first")
+    demo.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds from the replay's end for the worker to handle everything (else exit 1, no figures)",
+    )
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON line last")
     demo.set_defaults(handler=_demo)

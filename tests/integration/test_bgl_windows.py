@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.adapters.kafka import consume, consumer, create_topics, pipeline_topics, replay_lines
+from pipeline.adapters.kafka import create_topics, pipeline_topics, replay_lines
 from pipeline.adapters.triton import load_model
-from pipeline.alerts import AlertKind, decode_alert
+from pipeline.alerts import AlertKind
 from pipeline.datasets.bgl import parse_bgl_line
 from pipeline.deployment import load_template_set
 from pipeline.formats import BGL
@@ -30,6 +30,7 @@ from pipeline.time_windows import TimedEvent, TimeWindower, Window, WindowSpec
 from pipeline.training.episodic import EpisodicConfig
 from pipeline.training.protosiamese import publish_bgl, train_bgl
 from pipeline.window_classifier import window_key
+from tests.support.pipeline_run import alerts_of
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.integration
@@ -96,15 +97,11 @@ def test_bgl_windows_are_classified_online(
     worker = Worker(settings, tmp_path / "worker.log").start()
     try:
         replay_lines(settings, [line.encode() for line in lines], settings.raw_logs_topic, "bgl", 50)
-        worker.wait_drained(lines=len(lines), timeout_s=120.0, quiet_s=2.0)
+        worker.wait_drained(lines=len(lines), timeout_s=120.0)
         assert worker.counter("logad_windows_open") == 1  # the newest window waits for a later event
     finally:
         worker.stop()
-    reader = consumer(settings, f"check-{unique}", [settings.anomalies_topic])
-    try:
-        alerts = [decode_alert(m.value()) for m in consume(reader, timeout_s=30, idle_s=3)]
-    finally:
-        reader.close()
+    alerts = alerts_of(settings)
 
     assert {(a.kind, a.source, a.model, a.model_version) for a in alerts} == {
         (AlertKind.WINDOW_CLASS, "bgl", "protosiamese", deployed)

@@ -68,9 +68,7 @@ def test_hdfs_replay_streaming_equals_offline(
 
     # Every line parsed, with the file's session keys.
     events = [
-        e
-        for v in topic_values(settings, settings.log_events_topic, unique)
-        for e in EventBatch.decode(v).events
+        e for v in topic_values(settings, settings.log_events_topic) for e in EventBatch.decode(v).events
     ]
     keys_per_line = [set(re.findall(r"blk_-?\d+", line)) for line in lines]
     expected_keys = set().union(*keys_per_line)
@@ -78,13 +76,13 @@ def test_hdfs_replay_streaming_equals_offline(
     assert len(events) == sum(len(keys) for keys in keys_per_line)  # one event per (line, block), none twice
 
     # Bad records are dead letters with a reason; the good ones around them were processed above.
-    dead = [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic, unique)]
+    dead = [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic)]
     assert {d.reason for d in dead} == {"invalid_utf8", "binary", "oversized_line", "empty"}, [
         d.reason for d in dead
     ]
 
     # Streaming alerts against offline detection with the same model version.
-    alerts = alerts_of(settings, unique)
+    alerts = alerts_of(settings)
     offline = offline_result(lines, triton_server, deployed, "hdfs")
     scores = assert_matches_offline(alerts, offline, anomalous, deployed)
     print(orjson.dumps(scores).decode())
@@ -105,9 +103,7 @@ def test_hdfs_replay_streaming_equals_offline(
     finally:
         again.stop()
     replayed = [
-        e
-        for v in topic_values(settings2, settings2.log_events_topic, unique)
-        for e in EventBatch.decode(v).events
+        e for v in topic_values(settings2, settings2.log_events_topic) for e in EventBatch.decode(v).events
     ]
     before = {e.template: e.template_id for e in events}
     after = {e.template: e.template_id for e in replayed}

@@ -59,11 +59,11 @@ def _produce(settings: Settings, records: list[tuple[str, bytes, str]]) -> list[
 
 
 def _dead_letters(settings: Settings, unique: str) -> list[DeadLetter]:
-    return [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic, unique)]
+    return [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic)]
 
 
 def _events(settings: Settings, unique: str) -> list[LogEvent]:
-    values = topic_values(settings, settings.log_events_topic, unique)
+    values = topic_values(settings, settings.log_events_topic)
     return [e for v in values for e in EventBatch.decode(v).events]
 
 

@@ -66,7 +66,7 @@ def test_kill_9_mid_replay_and_restart_loses_nothing(
         read_back = second.counter("logad_framework_skipped_records_total")
     finally:
         second.stop()
-    alerts = alerts_of(settings, unique)
+    alerts = alerts_of(settings)
     scores = assert_matches_offline(
         alerts, offline_result(lines, triton_server, deployed, "hdfs"), anomalous, deployed
     )
@@ -108,7 +108,7 @@ def test_second_worker_takes_over_when_one_stops(
     finally:
         for worker in workers:
             worker.stop()
-    alerts = alerts_of(settings, unique)
+    alerts = alerts_of(settings)
     scores = assert_matches_offline(
         alerts, offline_result(lines, triton_server, deployed, "hdfs"), anomalous, deployed
     )
@@ -167,7 +167,7 @@ def test_triton_down_for_30s_delays_alerts_and_loses_none(
         assert "RECOVERED" in worker.log_tail(2000)
     finally:
         worker.stop()
-    alerts = alerts_of(settings, unique)
+    alerts = alerts_of(settings)
     assert_matches_offline(alerts, offline_result(part, triton_server, deployed, "hdfs"), anomalous, deployed)
 
 
@@ -190,7 +190,7 @@ def test_broker_restart_mid_replay_loses_nothing(
         kafka_local.start()
 
     _replay_breaking_midway(settings, part, 0.25, broker_restart).stop()
-    alerts = alerts_of(settings, unique)
+    alerts = alerts_of(settings)
     assert_matches_offline(alerts, offline_result(part, triton_server, deployed, "hdfs"), anomalous, deployed)
 
 
@@ -253,7 +253,7 @@ def test_ten_thousand_hostile_records_are_dead_letters_and_good_ones_flow(
         assert worker.proc is not None and worker.proc.poll() is None
     finally:
         worker.stop()
-    dead = [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic, unique)]
+    dead = [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic)]
     assert Counter(d.reason for d in dead) == expected
     assert all(d.raw.offset >= 0 and d.detail for d in dead)
     assert worker_lines(settings, unique) == len(good) + HUGE_BATCHES_LINES
@@ -261,7 +261,7 @@ def test_ten_thousand_hostile_records_are_dead_letters_and_good_ones_flow(
 
 def worker_lines(settings: Settings, unique: str) -> int:
     """Events of the run, one per (line, block): HDFS lines each name one block."""
-    values = topic_values(settings, settings.log_events_topic, unique)
+    values = topic_values(settings, settings.log_events_topic)
     return sum(len(EventBatch.decode(v).events) for v in values)
 
 
@@ -310,7 +310,7 @@ def test_hot_swap_under_load_fails_no_inference_and_refuses_a_corrupt_version(
             shutil.rmtree(repo / "deeplog" / str(version), ignore_errors=True)
         assert load_model(url, "deeplog") == deployed  # leave the repository as the other tests know it
     assert failures == 0
-    alerts = alerts_of(settings, unique)
+    alerts = alerts_of(settings)
     # Both versions carry the same weights, so alerts agree with offline whichever scored them.
     assert {a.model_version for a in alerts} == {deployed, added[0]}
     offline = offline_result(part, triton_server, deployed, "hdfs")

@@ -133,7 +133,7 @@ def test_worker_skips_a_hand_copied_version_and_loses_nothing(
     ]
     assert len(skipped) == 1, skipped  # once, not at every look
     assert dead_letters == 0 and parsed == len(part) and parsed_while_refused > 0
-    alerts = alerts_of(settings, unique)
+    alerts = alerts_of(settings)
     assert {a.model_version for a in alerts} == {deployed}  # never scored by the copy
     offline = offline_result(part, triton_server, deployed, "hdfs")
     assert_matches_offline(alerts, offline, anomalous, deployed)

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.adapters.kafka import consume, consumer, create_topics, pipeline_topics, replay_lines
+from pipeline.adapters.kafka import create_topics, pipeline_topics, read_to_end, replay_lines
 from pipeline.alerts import Alert, AlertKind, decode_alert
 from pipeline.demo import block_metrics
 from pipeline.offline import OfflineResult, detect_offline
@@ -34,16 +34,13 @@ def run_settings(
     return settings
 
 
-def topic_values(settings: Settings, topic: str, group: str, idle_s: float = 4.0) -> list[bytes]:
-    reader = consumer(settings, f"check-{topic}-{group}", [topic])
-    try:
-        return [m.value() for m in consume(reader, timeout_s=120, idle_s=idle_s)]
-    finally:
-        reader.close()
+def topic_values(settings: Settings, topic: str) -> list[bytes]:
+    """Every record of `topic` up to its end offsets now (call it after `Worker.wait_drained`)."""
+    return [m.value() for m in read_to_end(settings, topic)]
 
 
-def alerts_of(settings: Settings, group: str) -> list[Alert]:
-    return [decode_alert(v) for v in topic_values(settings, settings.anomalies_topic, group)]
+def alerts_of(settings: Settings) -> list[Alert]:
+    return [decode_alert(v) for v in topic_values(settings, settings.anomalies_topic)]
 
 
 class BackgroundReplay(threading.Thread):

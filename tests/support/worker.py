@@ -10,8 +10,10 @@ from pathlib import Path
 
 from pipeline.adapters.faust_config import worker_command
 from pipeline.adapters.kafka import consumer_lag
+from pipeline.adapters.worker_progress import wait_drained
 from pipeline.demo import worker_counter
 from pipeline.infra.process import free_port
+from pipeline.progress import DrainCheck, NotDrained
 from pipeline.settings import Settings
 
 
@@ -52,25 +54,25 @@ class Worker:
             time.sleep(0.2)
         raise AssertionError(f"{name} below {at_least} after {timeout_s}s:\n{self.log_tail()}")
 
-    def wait_drained(self, lines: int, timeout_s: float = 240.0, quiet_s: float = 3.0) -> None:
-        """Until every line is parsed or dead-lettered, nothing waits on this worker's partitions
-        (its read positions: faust may not commit a partition that came back after a rebalance),
-        and all sessions have closed."""
-        deadline = time.monotonic() + timeout_s
-        stable_since = None
-        while time.monotonic() < deadline:
-            handled = self.counter("logad_lines_total") + self.counter("logad_dead_letters_total")
-            behind = self.counter("logad_records_behind")
-            open_now = self.counter("logad_sessions_open")
-            if handled >= lines and behind == 0 and open_now == 0:
-                stable_since = stable_since or time.monotonic()
-                if time.monotonic() - stable_since >= quiet_s:
-                    return
-            else:
-                stable_since = None
-            time.sleep(1.0)
-        state = f"handled {handled:.0f}/{lines}, records behind {behind:.0f}, sessions open {open_now:.0f}"
-        raise AssertionError(f"pipeline did not drain in {timeout_s}s ({state}):\n{self.log_tail()}")
+    def wait_drained(
+        self, lines: int, timeout_s: float = 240.0, others: tuple[Worker, ...] = ()
+    ) -> DrainCheck:
+        """Until this worker (with `others` of its group) has read every raw-logs record through the
+        topic's end offsets, handled at least `lines` lines (0 after a restart: the counters start
+        over), read log-events through its end offsets, and closed every session
+        (`pipeline.progress`). A paused or slow worker is waited for, not taken as done."""
+        ports = [w.settings.web_port for w in (self, *others)]
+
+        def died() -> str | None:
+            for worker in (self, *others):
+                if worker.proc is not None and worker.proc.poll() is not None:
+                    return f"worker exited ({worker.proc.returncode})"
+            return None
+
+        try:
+            return wait_drained(self.settings, ports, lines, timeout_s=timeout_s, problem=died)
+        except NotDrained as exc:
+            raise AssertionError(f"{exc}:\n{self.log_tail()}") from exc
 
     def committed_lag(self) -> dict[str, int]:
         """The group's lag by its committed offsets (0 everywhere after a graceful stop)."""
