@@ -98,11 +98,7 @@ class Parser:
         if not payload.strip():
             return self._only_dead(DeadReason.EMPTY, payload, raw, "no log line in the payload")
         dead: list[DeadLetter] = []
-        joiner = MultilineJoiner(self.format, self.max_lines_per_record)
-        items: list[LogRecord | Unparsed] = []
-        for line in self._lines(payload, raw, dead):
-            items.extend(joiner.feed(line))
-        items.extend(joiner.flush())
+        items = self.records(payload, raw, dead)
         events: list[LogEvent] = []
         new_templates: list[TemplateRecord] = []
         for index, item in enumerate(items):
@@ -119,6 +115,19 @@ class Parser:
             events.extend(self._events(item, text, match, source, replace(raw, line=index)))
         self.stats.events += len(events)
         return ParseResult(tuple(events), tuple(dead), tuple(new_templates))
+
+    def records(
+        self, payload: bytes, raw: SourceOffset | None = None, dead: list[DeadLetter] | None = None
+    ) -> list[LogRecord | Unparsed]:
+        """The payload split into lines and joined into records, in order: an item's index is the
+        `SourceOffset.line` of its events. Alerts read raw lines back through this very split
+        (`pipeline.raw_lines`), so an index always names the same record."""
+        joiner = MultilineJoiner(self.format, self.max_lines_per_record)
+        items: list[LogRecord | Unparsed] = []
+        for line in self._lines(payload, raw or SourceOffset(), dead if dead is not None else []):
+            items.extend(joiner.feed(line))
+        items.extend(joiner.flush())
+        return items
 
     def _lines(self, payload: bytes, raw: SourceOffset, dead: list[DeadLetter]) -> list[str]:
         try:
