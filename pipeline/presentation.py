@@ -77,7 +77,7 @@ def format_alert(alert: Alert, verbose: bool = False) -> str:
     if alert.note:
         lines.append(f"    note: {alert.note}")
     if verbose:
-        label = "templates" if window else "after"
+        label = "templates" if window else "window"
         lines += [f"    {label}: {_clip(t, 100)}" for t in (alert.window if window else alert.window[-3:])]
         lines += [f"    expected ({e.probability:.2f}): {_clip(e.template, 90)}" for e in alert.expected]
     return "\n".join(lines)

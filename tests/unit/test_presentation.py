@@ -96,9 +96,9 @@ def test_event_alert_shows_time_place_version_and_the_offending_line(kind: Alert
 def test_verbose_adds_the_lines_before_the_templates_and_the_expected_events() -> None:
     text = format_alert(session_alert(AlertKind.UNEXPECTED_NEXT_EVENT), verbose=True)
     assert f"    before: raw-logs[1]@40 line 0: {BEFORE}" in text
-    assert "    after: Receiving block <*>" in text
+    assert "    window: Receiving block <*>" in text
     assert "    expected (0.90): PacketResponder <*> for block <*> terminating" in text
-    assert text.index("before:") < text.index("line: raw-logs[1]@42") < text.index("after:")
+    assert text.index("before:") < text.index("line: raw-logs[1]@42") < text.index("window:")
 
 
 def test_parameter_alert_shows_values_and_line() -> None:
