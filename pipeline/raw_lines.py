@@ -84,6 +84,11 @@ class RawLineReader:
         """An earlier read still runs in its thread (it outlived its time bound)."""
         return self._in_flight is not None and not self._in_flight.done()
 
+    async def settled(self, timeout_s: float) -> None:
+        """Wait (up to `timeout_s`) for a read still running, before its client is closed."""
+        if self._in_flight is not None and not self._in_flight.done():
+            await asyncio.wait({self._in_flight}, timeout=timeout_s)
+
     async def attach(self, alerts: Sequence[Alert]) -> list[Alert]:
         """The alerts with their raw texts and header fields; on a failed read, with a note instead."""
         wanted = sorted(
