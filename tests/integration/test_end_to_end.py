@@ -128,7 +128,9 @@ def _raw_messages(settings: Settings, group: str) -> dict[tuple[int, int], list[
     reader = consumer(settings, f"check-raw-{group}", [settings.raw_logs_topic])
     try:
         return {
-            (m.partition(), m.offset()): [line for line in (m.value() or b"").decode().split("\n") if line]
+            (m.partition(), m.offset()): [
+                line for line in (m.value() or b"").decode(errors="replace").split("\n") if line
+            ]
             for m in consume(reader, timeout_s=120, idle_s=4)
         }
     finally:
