@@ -35,6 +35,7 @@ from pipeline.sessions import (
     SessionState,
     SessionStore,
     SessionTracker,
+    positions,
 )
 from pipeline.windows import PAD_ID, SESSION_END_ID, SESSION_END_TEXT
 
@@ -220,13 +221,12 @@ class Detector:
             if not scores.anomalous[row, 0]:
                 continue
             # The session ended after its last event: that record (and those before it) is the raw context.
-            *before, last = state.recent or ((-1, -1, -1),)
-            topic = state.raw_topic
+            before, last = state.recent[:-3], state.recent[-3:] or (-1, -1, -1)
             query = NextEventQuery(
                 state.source, state.session_key, windows[row], session_end_id, state.event_count,
-                state.last_ts, tuple(before),
+                state.last_ts, before,
             )  # fmt: skip
-            end = _SessionEnd(state.source, state.session_key, state.last_ts, _RawAt(topic, *last))
+            end = _SessionEnd(state.source, state.session_key, state.last_ts, _RawAt(state.raw_topic, *last))
             alerts.append(self._explain(AlertKind.UNEXPECTED_NEXT_EVENT, query, end, state, scores, row))
         return alerts
 
@@ -278,7 +278,7 @@ def coordinates(event: object) -> RawCoordinates:
 
 def _lines(query: NextEventQuery, raw: RawCoordinates) -> tuple[RawLine, ...]:
     """The raw records behind an event's alert, texts not read yet: the window's, then the event's."""
-    return raw_lines(raw.topic, query.recent, raw)
+    return raw_lines(raw.topic, positions(query.recent), raw)
 
 
 def raw_lines(topic: str, before: Sequence[RawPosition], last: RawCoordinates) -> tuple[RawLine, ...]:

@@ -29,6 +29,15 @@ _READABLE_VERSIONS = frozenset({1, SESSION_SCHEMA_VERSION})
 # (partition, offset, line) of a raw record in the raw topic: a few ints, so that an alert can read
 # its raw lines back (`pipeline.raw_lines`) without any raw text kept in the state or the events.
 RawPosition = tuple[int, int, int]
+# A state keeps its positions flat, (p0, o0, l0, p1, o1, l1, ...): a flat list of ints is what costs
+# least to build, write to the changelog as JSON and read back, and that happens for every event.
+FlatPositions = tuple[int, ...]
+
+
+def positions(flat: FlatPositions) -> list[RawPosition]:
+    """The (partition, offset, line) triples of a flat position tuple, oldest first."""
+    it = iter(flat)
+    return list(zip(it, it, it, strict=True))
 
 
 class SessionEvent(Protocol):
@@ -62,7 +71,7 @@ class NextEventQuery:
     next_event: int
     position: int  # index of the event in its session; 0 for the first event
     previous_ts: float | None = None  # the session's last known timestamp before the event (elapsed time)
-    recent: tuple[RawPosition, ...] = ()  # raw positions of the window's events, oldest first
+    recent: FlatPositions = ()  # raw positions of the window's events, flat (see `positions`)
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,9 @@ class SessionState:
     # delivers at least once: after a crash a worker re-reads messages whose effects may already be
     # in the changelog, and an event at or before its mark is such a re-delivery.
     marks: tuple[tuple[str, int, int], ...] = ()
-    # Raw positions of the last l events (as many as `window`), oldest first: what an alert reads
-    # back to show its raw lines. Events from outside Kafka (offset -1) add none.
-    recent: tuple[RawPosition, ...] = ()
+    # Raw positions of the last l events (as many as `window`), oldest first and flat (see
+    # `positions`): what an alert reads back to show its raw lines. Events outside Kafka add none.
+    recent: FlatPositions = ()
 
     @property
     def key(self) -> str:
@@ -114,7 +123,7 @@ class SessionState:
             "event_count": self.event_count,
             "alerted": sorted(self.alerted),
             "marks": [list(mark) for mark in self.marks],
-            "recent": [list(position) for position in self.recent],
+            "recent": list(self.recent),
         }
 
     @classmethod
@@ -138,7 +147,7 @@ class SessionState:
                 event_count=int(data["event_count"]),
                 alerted=frozenset(str(k) for k in data["alerted"]),
                 marks=tuple((str(m[0]), int(m[1]), int(m[2])) for m in data.get("marks", ())),
-                recent=tuple((int(p[0]), int(p[1]), int(p[2])) for p in data.get("recent", ())),
+                recent=_flat_positions(data.get("recent", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(
@@ -202,7 +211,7 @@ def advance(
     recent = state.recent
     if position is not None:
         raw = event.raw  # type: ignore[attr-defined]  # raw_position found it
-        recent = (*recent, (int(raw.partition), position[1], position[2]))[-window_size:]
+        recent = (*recent, int(raw.partition), position[1], position[2])[-3 * window_size :]
     ts = event.timestamp
     clock = now if now is not None else ts
     new_state = SessionState(
@@ -381,6 +390,13 @@ def _latest(current: float | None, candidate: float | None) -> float | None:
     if candidate is None:
         return current
     return candidate if current is None else max(current, candidate)
+
+
+def _flat_positions(value: Any) -> FlatPositions:
+    flat = tuple(map(int, value))
+    if len(flat) % 3:
+        raise ValueError(f"recent: expected (partition, offset, line) triples, got {len(flat)} numbers")
+    return flat
 
 
 def _optional_float(value: Any) -> float | None:
