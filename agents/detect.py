@@ -19,11 +19,13 @@ from agents import lag
 from agents.app import anomalies, app, dead_letters, log_events, metrics, sessions, settings, wall_clock
 from agents.failures import dead_letter_or_exit
 from agents.ordering import InputRecord, detect_order
-from agents.parse import follower, watermark, window_follower
+from agents.parse import follower, parsers, watermark, window_follower
+from pipeline.adapters.kafka import RawMessageReader
 from pipeline.alerts import Alert, encode_alert
 from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
 from pipeline.detection import Detector
 from pipeline.errors import DataError
+from pipeline.raw_lines import RawLineReader
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.sessions import TableSessionStore
 from pipeline.stream_clock import RawWatermarks
@@ -49,7 +51,11 @@ window_detector = WindowDetector(
     ),
     lambda: window_follower.current().require_window_spec(),
     settings.window_source_set,
+    idle_s=settings.window_idle_s,
 )
+# Alerts read their raw lines back from raw-logs when they go out (rare); events carry only positions.
+raw_messages = RawMessageReader(settings, settings.app_id, timeout_s=settings.alert_raw_lines_timeout_s)
+raw_lines = RawLineReader(raw_messages, parsers.for_source, timeout_s=settings.alert_raw_lines_timeout_s)
 _last_expiry: dict[int, float] = {}
 clock = RawWatermarks()
 events_read_through = lag.read_through.setdefault(settings.log_events_topic, {})
@@ -120,6 +126,12 @@ async def _detect_record(record: InputRecord) -> None:
         for rejected, reason in windows.rejected:
             log.warning("detect: event of %s rejected: %s", rejected.source, reason)
     if (now := clock.now()) is not None:
+        if window_detector.open_windows:
+            # A quiet window source: its last windows close on the ingest clock (ticks move it on).
+            idle = await window_detector.close_idle(now)
+            if idle.closed:
+                metrics.windows_open.set(window_detector.open_windows)
+                await _publish(idle.alerts)
         await _expire(record.partition, now)
     await _delivered()
     # Both after the message's alerts and table writes are acknowledged, with no await in between:
@@ -134,7 +146,7 @@ _sent: list[Awaitable[Any]] = []
 
 
 async def _publish(alerts: Iterable[Alert]) -> None:
-    for alert in alerts:
+    for alert in await raw_lines.attach(list(alerts)):
         metrics.alerts.labels(kind=alert.kind.value).inc()
         _sent.append(await anomalies.send(key=alert.kafka_key(), value=encode_alert(alert)))
 
@@ -176,6 +188,13 @@ async def _expire(partition: int, now: float) -> None:
         log.info(
             "detect: closed %d idle sessions on partition %d (%d anomalous)", len(closed), partition, flagged
         )
+
+
+@app.on_before_shutdown.connect
+async def close_raw_messages(sender: Any, **kwargs: Any) -> None:
+    # The reader's client must not be closed under a read still running in the executor.
+    await raw_lines.settled(timeout_s=30.0)
+    raw_messages.close()
 
 
 @app.timer(interval=EXPIRE_EVERY_S)

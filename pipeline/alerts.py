@@ -1,9 +1,13 @@
 """Alerts for the `log-anomalies` topic: an explicit, versioned JSON schema (orjson), keyed by session.
 
 An alert explains itself: the offending event and the model's expected top-k as template text, the
-preceding window as templates, the model and version that scored it, and where the raw record lies
-in Kafka. Its id is a hash of (source, session key, kind), so the alert a worker re-sends after a
-crash carries the same id and consumers can drop the duplicate. Rule: one alert per session per cause.
+preceding window as templates, the model and version that scored it, the log's own time of the event,
+and the raw lines behind it (the offending line last, with its preceding ones; each with its Kafka
+coordinates and index within its raw message) and the header fields that say where it happened
+(host, node, component). The raw texts are read back from `raw-logs` only when an alert is raised
+(`pipeline.raw_lines`); an alert whose read-back failed carries the coordinates and a `note`.
+Its id is a hash of (source, session key, kind), so the alert a worker re-sends after a crash carries
+the same id and consumers can drop the duplicate. Rule: one alert per session per cause.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ import orjson
 
 from pipeline.errors import DataError
 
-ALERT_SCHEMA_VERSION = 1
+# Version 2 added event_time, lines, fields, note and RawCoordinates.line; version 1 alerts (older
+# topics) still decode, upgraded: their one record's coordinates become `lines`, line index unknown.
+ALERT_SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = frozenset({1, 2})
+# Raw records an alert carries: the offending one and those before it, as many as a model window.
+MAX_ALERT_LINES = 10
 
 
 class AlertKind(enum.StrEnum):
@@ -47,11 +56,26 @@ class ExpectedEvent:
 
 @dataclass(frozen=True)
 class RawCoordinates:
-    """Where the raw log record that caused the alert lies (topic, partition, offset); -1 if unknown."""
+    """Where a raw log record lies: the Kafka message (topic, partition, offset) and the record's index
+    within it (`line`, as `pipeline.parsing` splits a message: multi-line records joined); -1 if unknown."""
 
     topic: str = ""
     partition: int = -1
     offset: int = -1
+    line: int = -1
+
+    def describe(self) -> str:
+        """`topic[partition]@offset line N`, the form people search a topic for."""
+        where = f"{self.topic}[{self.partition}]@{self.offset}"
+        return where if self.line < 0 else f"{where} line {self.line}"
+
+
+@dataclass(frozen=True)
+class RawLine:
+    """One raw log record behind an alert: where it lies and, once read back, its text."""
+
+    at: RawCoordinates
+    text: str | None = None  # None: not read back (the alert's `note` says why)
 
 
 @dataclass(frozen=True)
@@ -73,8 +97,12 @@ class Alert:
     first_timestamp: float | None
     last_timestamp: float | None
     position: int  # index of the offending event in its session
-    raw: RawCoordinates
+    raw: RawCoordinates  # the offending record (a window's or an ended session's last record)
     label: str = ""  # window class name or parameter name, for the kinds that have one
+    event_time: float | None = None  # the log's own time of the offending event (window: its last event)
+    lines: tuple[RawLine, ...] = ()  # raw records behind the alert, oldest first, the offending one last
+    fields: tuple[tuple[str, str], ...] = ()  # header fields naming where it happened (node, component)
+    note: str = ""  # why the raw texts are missing, when they are
     schema: int = ALERT_SCHEMA_VERSION
 
     def kafka_key(self) -> bytes:
@@ -88,15 +116,15 @@ def encode_alert(alert: Alert) -> bytes:
 
 
 def decode_alert(data: bytes) -> Alert:
-    """Parse an alert; another schema version or a malformed value raises DataError."""
+    """Parse an alert (schema 2, or 1 upgraded); another version or a malformed value raises DataError."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise DataError(f"decode alert: expected JSON, got {data[:80]!r} ({exc})") from exc
-    if not isinstance(obj, dict) or obj.get("schema") != ALERT_SCHEMA_VERSION:
+    if not isinstance(obj, dict) or obj.get("schema") not in READABLE_SCHEMA_VERSIONS:
         found = obj.get("schema") if isinstance(obj, dict) else type(obj).__name__
         raise DataError(
-            f"decode alert: expected schema {ALERT_SCHEMA_VERSION}, got {found!r}; "
+            f"decode alert: expected schema {sorted(READABLE_SCHEMA_VERSIONS)}, got {found!r}; "
             f"upgrade the consumer or read the topic with the matching version"
         )
     try:
@@ -107,13 +135,35 @@ def decode_alert(data: bytes) -> Alert:
         ) from exc
 
 
+def _coordinates(obj: dict[str, Any]) -> RawCoordinates:
+    return RawCoordinates(
+        str(obj["topic"]), int(obj["partition"]), int(obj["offset"]), int(obj.get("line", -1))
+    )
+
+
 def _alert_from_dict(obj: dict[str, Any]) -> Alert:
-    raw = obj["raw"]
+    raw = _coordinates(obj["raw"])
+    kind = AlertKind(obj["kind"])
+    last_ts = None if obj["last_timestamp"] is None else float(obj["last_timestamp"])
+    if int(obj["schema"]) == 1:
+        # Version 1 knew only the one record; an event's time was its session's last timestamp.
+        event_time = None if kind is AlertKind.WINDOW_CLASS else last_ts
+        lines = (RawLine(raw),) if raw.offset >= 0 else ()
+        fields: tuple[tuple[str, str], ...] = ()
+        note = ""
+    else:
+        event_time = None if obj["event_time"] is None else float(obj["event_time"])
+        lines = tuple(
+            RawLine(_coordinates(line["at"]), None if line["text"] is None else str(line["text"]))
+            for line in obj["lines"]
+        )
+        fields = tuple((str(name), str(value)) for name, value in obj["fields"])
+        note = str(obj["note"])
     return Alert(
         alert_id=str(obj["alert_id"]),
         source=str(obj["source"]),
         session_key=str(obj["session_key"]),
-        kind=AlertKind(obj["kind"]),
+        kind=kind,
         model=str(obj["model"]),
         model_version=int(obj["model_version"]),
         score=float(obj["score"]),
@@ -125,11 +175,14 @@ def _alert_from_dict(obj: dict[str, Any]) -> Alert:
         ),
         window=tuple(str(t) for t in obj["window"]),
         first_timestamp=None if obj["first_timestamp"] is None else float(obj["first_timestamp"]),
-        last_timestamp=None if obj["last_timestamp"] is None else float(obj["last_timestamp"]),
+        last_timestamp=last_ts,
         position=int(obj["position"]),
-        raw=RawCoordinates(str(raw["topic"]), int(raw["partition"]), int(raw["offset"])),
+        raw=raw,
         label=str(obj.get("label", "")),
-        schema=int(obj["schema"]),
+        event_time=event_time,
+        lines=lines,
+        fields=fields,
+        note=note,
     )
 
 

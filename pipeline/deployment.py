@@ -37,6 +37,7 @@ from pipeline.settings import Settings
 from pipeline.templates import TemplateMiner
 from pipeline.time_windows import WindowSpec
 from pipeline.version_checks import TEMPLATES_FILE
+from pipeline.windows import SESSION_END_ID, SESSION_END_TEXT
 
 if TYPE_CHECKING:
     from pipeline.parameter_detection import ParameterDetector
@@ -143,6 +144,8 @@ class TemplateFollower:
         log.info("templates: following %s version %d (%d templates)", self.model, version, len(loaded.texts))
 
     def text(self, template_id: int) -> str:
+        if template_id == SESSION_END_ID:
+            return SESSION_END_TEXT  # a model's prediction, never a template of the parser
         return self.current().texts.get(template_id, f"<template {template_id}>")
 
 

@@ -14,14 +14,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pipeline.alerts import Alert, AlertKind, ExpectedEvent, RawCoordinates, alert_id
+from pipeline.alerts import (
+    MAX_ALERT_LINES,
+    Alert,
+    AlertKind,
+    ExpectedEvent,
+    RawCoordinates,
+    RawLine,
+    alert_id,
+)
 from pipeline.errors import DataError, InferenceError
 from pipeline.parameter_detection import ParameterDetector, parameter_alert
 from pipeline.scoring import NextEventBatch, NextEventScorer, NextEventScores
-from pipeline.sessions import NextEventQuery, SessionEvent, SessionState, SessionStore, SessionTracker
-from pipeline.windows import PAD_ID
+from pipeline.sessions import (
+    NextEventQuery,
+    RawPosition,
+    SessionEvent,
+    SessionState,
+    SessionStore,
+    SessionTracker,
+    positions,
+)
+from pipeline.windows import PAD_ID, SESSION_END_ID, SESSION_END_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +134,8 @@ class Detector:
                 if admitted:
                     first_ts = state.first_ts if state is not None else None
                     raw = coordinates(event)
-                    alerts.append(parameter_alert(found, query, event, first_ts, self._text, raw))
+                    alert = parameter_alert(found, query, event, first_ts, self._text, raw)
+                    alerts.append(replace(alert, event_time=event.timestamp, lines=_lines(query, raw)))
         return DetectionResult(tuple(alerts), len(queries), tuple(rejected), redelivered)
 
     def _claim(self, kind: AlertKind, query: NextEventQuery) -> tuple[bool, SessionState | None]:
@@ -156,6 +173,7 @@ class Detector:
         # OOV: the model has never seen the event, certain; unexpected: the probability mass the model
         # put on the events it expected, all of which the actual event missed.
         score = 1.0 if kind is AlertKind.OOV_EVENT else min(1.0, sum(e.probability for e in expected))
+        raw = coordinates(event)
         return Alert(
             alert_id=alert_id(query.source, query.session_key, kind),
             source=query.source,
@@ -171,10 +189,14 @@ class Detector:
             first_timestamp=state.first_ts if state is not None else event.timestamp,
             last_timestamp=event.timestamp,
             position=query.position,
-            raw=coordinates(event),
+            raw=raw,
+            event_time=event.timestamp,
+            lines=_lines(query, raw),
         )
 
     def _text(self, template_id: int) -> str:
+        if template_id == SESSION_END_ID:
+            return SESSION_END_TEXT
         return self._lookup(template_id) or f"<template {template_id}>"
 
     async def close(
@@ -198,10 +220,13 @@ class Detector:
         for row, state in enumerate(closing):
             if not scores.anomalous[row, 0]:
                 continue
+            # The session ended after its last event: that record (and those before it) is the raw context.
+            before, last = state.recent[:-3], state.recent[-3:] or (-1, -1, -1)
             query = NextEventQuery(
-                state.source, state.session_key, windows[row], session_end_id, state.event_count
-            )
-            end = _SessionEnd(state.source, state.session_key, state.last_ts)
+                state.source, state.session_key, windows[row], session_end_id, state.event_count,
+                state.last_ts, before,
+            )  # fmt: skip
+            end = _SessionEnd(state.source, state.session_key, state.last_ts, _RawAt(state.raw_topic, *last))
             alerts.append(self._explain(AlertKind.UNEXPECTED_NEXT_EVENT, query, end, state, scores, row))
         return alerts
 
@@ -228,16 +253,41 @@ class _SessionEnd:
     source: str
     session_key: str
     timestamp: float | None
-    template: str = "<session ended>"
-    template_id: int = 0
+    raw: _RawAt
+    template: str = SESSION_END_TEXT
+    template_id: int = SESSION_END_ID
+
+
+@dataclass(frozen=True)
+class _RawAt:
+    """The raw coordinates of a session's last event, shaped like `LogEvent.raw`."""
+
+    topic: str
+    partition: int
+    offset: int
+    line: int
 
 
 def coordinates(event: object) -> RawCoordinates:
     """The raw record's Kafka coordinates (`LogEvent.raw`), when the event carries them."""
     raw = getattr(event, "raw", None)
-    if raw is None:
+    if raw is None or raw.offset < 0:
         return RawCoordinates()
-    return RawCoordinates(str(raw.topic), int(raw.partition), int(raw.offset))
+    return RawCoordinates(str(raw.topic), int(raw.partition), int(raw.offset), int(raw.line))
+
+
+def _lines(query: NextEventQuery, raw: RawCoordinates) -> tuple[RawLine, ...]:
+    """The raw records behind an event's alert, texts not read yet: the window's, then the event's."""
+    return raw_lines(raw.topic, positions(query.recent), raw)
+
+
+def raw_lines(topic: str, before: Sequence[RawPosition], last: RawCoordinates) -> tuple[RawLine, ...]:
+    """`RawLine`s (coordinates only) for positions in `topic` and the offending record, at most
+    `MAX_ALERT_LINES`; none when the records did not come from Kafka."""
+    if last.offset < 0:
+        return ()
+    earlier = [RawCoordinates(topic, p, o, n) for p, o, n in before]
+    return tuple(RawLine(at) for at in [*earlier, last][-MAX_ALERT_LINES:])
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,9 @@ class LogFormat:
     # Header groups put before the content in the text the template miner sees (BGL: the component,
     # so that one message from KERNEL and from APP stays two templates, as in training).
     template_fields: tuple[str, ...] = ()
+    # Header groups an alert shows to say where a line happened (node, component); () means every
+    # header group but the content and the timestamp.
+    location_fields: tuple[str, ...] = ()
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _session_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     _time_memo: dict[str, float | None] = field(init=False, repr=False, compare=False)
@@ -65,10 +68,12 @@ class LogFormat:
             raise ConfigError(f"log format {self.name!r}: invalid regex ({exc}); fix the pattern") from exc
         if "content" not in regex.groupindex:
             raise ConfigError(f"log format {self.name!r}: the regex needs a (?P<content>...) group")
-        missing = [g for g in (*self.timestamp_groups, *self.template_fields) if g not in regex.groupindex]
+        groups = (*self.timestamp_groups, *self.template_fields, *self.location_fields)
+        missing = [g for g in groups if g not in regex.groupindex]
         if missing:
             raise ConfigError(
-                f"log format {self.name!r}: timestamp or template groups {missing} are not in the regex"
+                f"log format {self.name!r}: timestamp, template or location groups {missing} are not in "
+                "the regex"
             )
         object.__setattr__(self, "_regex", regex)
         object.__setattr__(self, "_session_regex", session)
@@ -118,6 +123,15 @@ class LogFormat:
         prefix = [standard[name] if name in standard else record.field(name) for name in self.template_fields]
         return " ".join([*prefix, record.content])
 
+    def location(self, record: LogRecord) -> tuple[tuple[str, str], ...]:
+        """The header fields that say where the record happened, as (name, value), empty ones left out."""
+        standard = {"level": record.level, "component": record.component}
+        names = self.location_fields or (
+            *(n for n in self._regex.groupindex if n != "content" and n not in self.timestamp_groups),
+        )
+        pairs = ((name, standard[name] if name in standard else record.field(name)) for name in names)
+        return tuple((name, value) for name, value in pairs if value)
+
     def session_keys(self, text: str) -> tuple[str, ...]:
         """Every session key in the text, de-duplicated, in order of appearance."""
         if self._session_regex is None:
@@ -159,6 +173,7 @@ HDFS = LogFormat(
     timestamp_groups=("date", "time"),
     timestamp_format="%y%m%d %H%M%S",
     session_pattern=r"blk_-?\d+",
+    location_fields=("component", "pid", "level"),
 )
 BGL = LogFormat(
     "bgl",
@@ -167,6 +182,7 @@ BGL = LogFormat(
     timestamp_groups=("epoch",),
     timestamp_format=EPOCH,
     template_fields=("component",),  # as `pipeline.datasets.bgl.BglTemplater.text`
+    location_fields=("node", "component", "type", "level"),
 )
 GENERIC = LogFormat(
     "generic",
@@ -175,6 +191,7 @@ GENERIC = LogFormat(
     r"(?:(?P<component>[\w.$-]+):\s+)?(?P<content>\S.*)",
     timestamp_groups=("timestamp",),
     timestamp_format=ISO,
+    location_fields=("component", "level"),
 )
 PROFILES: dict[str, LogFormat] = {f.name: f for f in (HDFS, BGL, GENERIC)}
 

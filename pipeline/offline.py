@@ -3,6 +3,8 @@
 Lines go through the same parser (the version's frozen templates), the same sessions and the same
 `Detector`, scored in-process by the same TorchScript file Triton serves; at the end every session is
 closed as the worker closes idle ones. Streaming results can therefore be compared row for row.
+Alerts carry their raw lines as the worker's do: each input line is a message of the pseudo topic
+`OFFLINE_TOPIC` (partition 0, offset = its index in the input), kept in memory for the read-back.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from pipeline.alerts import Alert
 from pipeline.deployment import load_template_set
 from pipeline.detection import Detector
 from pipeline.parsing import Parser
-from pipeline.records import LogEvent
+from pipeline.raw_lines import InMemoryRawMessages, RawLineReader
+from pipeline.records import LogEvent, SourceOffset
 from pipeline.scoring import TorchScriptNextEventScorer, VersionFollower
 from pipeline.sessions import SessionTracker
+
+OFFLINE_TOPIC = "offline"
 
 
 @dataclass(frozen=True)
@@ -50,17 +55,21 @@ async def detect_offline(
     detector = Detector(
         TorchScriptNextEventScorer(_pinned(repo, model, version)), deployed.texts.get, tracker
     )
+    messages = InMemoryRawMessages()
     alerts: list[Alert] = []
     count = 0
     iterator = iter(lines)
     while chunk := list(itertools.islice(iterator, batch_lines)):
-        count += len(chunk)
         events: list[LogEvent] = []
-        for line in chunk:
-            events.extend(parser.parse(line.encode("utf-8"), source).events)
+        for offset, line in enumerate(chunk, start=count):
+            payload = line.encode("utf-8")
+            messages.add(OFFLINE_TOPIC, 0, offset, payload)
+            events.extend(parser.parse(payload, source, SourceOffset(OFFLINE_TOPIC, 0, offset)).events)
+        count += len(chunk)
         alerts.extend((await detector.process(events)).alerts)
     states = list(tracker)
     alerts.extend(await detector.close(states, deployed.session_end_id, window_size))
+    alerts = await RawLineReader(messages, lambda _source: parser, timeout_s=60.0).attach(alerts)
     return OfflineResult(
         tuple(alerts),
         frozenset(a.session_key for a in alerts),

@@ -133,11 +133,7 @@ class Parser:
         replaced_before = self.stats.decode_replacements
         # Lines decoded with replacements, to their original bytes: a dead letter keeps the bytes.
         originals: dict[str, bytes] = {}
-        joiner = MultilineJoiner(self.format, self.max_lines_per_record)
-        items: list[LogRecord | Unparsed] = []
-        for line in self._lines(payload, raw, dead, originals):
-            items.extend(joiner.feed(line))
-        items.extend(joiner.flush())
+        items = self.records(payload, raw, dead, originals)
         events: list[LogEvent] = []
         new_templates: list[TemplateRecord] = []
         records = 0
@@ -158,6 +154,29 @@ class Parser:
         self.stats.events += len(events)
         replaced = self.stats.decode_replacements - replaced_before
         return ParseResult(tuple(events), tuple(dead), tuple(new_templates), records, replaced)
+
+    def records(
+        self,
+        payload: bytes,
+        raw: SourceOffset | None = None,
+        dead: list[DeadLetter] | None = None,
+        originals: dict[str, bytes] | None = None,
+    ) -> list[LogRecord | Unparsed]:
+        """The payload split into lines and joined into records, in order: an item's index is the
+        `SourceOffset.line` of its events. Alerts read raw lines back through this very split
+        (`pipeline.raw_lines`), so an index always names the same record."""
+        joiner = MultilineJoiner(self.format, self.max_lines_per_record)
+        items: list[LogRecord | Unparsed] = []
+        lines = self._lines(
+            payload,
+            raw or SourceOffset(),
+            dead if dead is not None else [],
+            originals if originals is not None else {},
+        )
+        for line in lines:
+            items.extend(joiner.feed(line))
+        items.extend(joiner.flush())
+        return items
 
     def _lines(
         self, payload: bytes, raw: SourceOffset, dead: list[DeadLetter], originals: dict[str, bytes]

@@ -22,7 +22,22 @@ from pipeline.windows import PAD_ID
 
 log = logging.getLogger(__name__)
 
-SESSION_SCHEMA_VERSION = 1
+# Version 2 added `recent` (raw coordinates of the last events); version 1 states still load.
+SESSION_SCHEMA_VERSION = 2
+_READABLE_VERSIONS = frozenset({1, SESSION_SCHEMA_VERSION})
+
+# (partition, offset, line) of a raw record in the raw topic: a few ints, so that an alert can read
+# its raw lines back (`pipeline.raw_lines`) without any raw text kept in the state or the events.
+RawPosition = tuple[int, int, int]
+# A state keeps its positions flat, (p0, o0, l0, p1, o1, l1, ...): a flat list of ints is what costs
+# least to build, write to the changelog as JSON and read back, and that happens for every event.
+FlatPositions = tuple[int, ...]
+
+
+def positions(flat: FlatPositions) -> list[RawPosition]:
+    """The (partition, offset, line) triples of a flat position tuple, oldest first."""
+    it = iter(flat)
+    return list(zip(it, it, it, strict=True))
 
 
 class SessionEvent(Protocol):
@@ -56,6 +71,7 @@ class NextEventQuery:
     next_event: int
     position: int  # index of the event in its session; 0 for the first event
     previous_ts: float | None = None  # the session's last known timestamp before the event (elapsed time)
+    recent: FlatPositions = ()  # raw positions of the window's events, flat (see `positions`)
 
 
 @dataclass(frozen=True)
@@ -74,10 +90,18 @@ class SessionState:
     # delivers at least once: after a crash a worker re-reads messages whose effects may already be
     # in the changelog, and an event at or before its mark is such a re-delivery.
     marks: tuple[tuple[str, int, int], ...] = ()
+    # Raw positions of the last l events (as many as `window`), oldest first and flat (see
+    # `positions`): what an alert reads back to show its raw lines. Events outside Kafka add none.
+    recent: FlatPositions = ()
 
     @property
     def key(self) -> str:
         return store_key(self.source, self.session_key)
+
+    @property
+    def raw_topic(self) -> str:
+        """The raw topic the session's events came from ("" when none came from Kafka)."""
+        return self.marks[-1][0].rpartition("/")[0] if self.marks else ""
 
     def has_alerted(self, kind: str) -> bool:
         return kind in self.alerted
@@ -99,15 +123,17 @@ class SessionState:
             "event_count": self.event_count,
             "alerted": sorted(self.alerted),
             "marks": [list(mark) for mark in self.marks],
+            "recent": list(self.recent),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SessionState:
-        """Inverse of `to_dict`; a value of another schema version or shape raises DataError."""
+        """Inverse of `to_dict` (v1 values load without raw positions); another schema version or
+        shape raises DataError."""
         version = data.get("v") if isinstance(data, Mapping) else None
-        if version != SESSION_SCHEMA_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise DataError(
-                f"session state: expected schema v{SESSION_SCHEMA_VERSION}, got {version!r} in "
+                f"session state: expected schema v1 or v{SESSION_SCHEMA_VERSION}, got {version!r} in "
                 f"{str(data)[:120]}; drop the session table (its changelog topic) or migrate it"
             )
         try:
@@ -121,6 +147,7 @@ class SessionState:
                 event_count=int(data["event_count"]),
                 alerted=frozenset(str(k) for k in data["alerted"]),
                 marks=tuple((str(m[0]), int(m[1]), int(m[2])) for m in data.get("marks", ())),
+                recent=_flat_positions(data.get("recent", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(
@@ -150,8 +177,9 @@ def is_redelivery(state: SessionState, event: object) -> bool:
     return any(m[0] == stream and (offset, line) <= (m[1], m[2]) for m in state.marks)
 
 
-def _marked(marks: tuple[tuple[str, int, int], ...], event: object) -> tuple[tuple[str, int, int], ...]:
-    position = raw_position(event)
+def _marked(
+    marks: tuple[tuple[str, int, int], ...], position: tuple[str, int, int] | None
+) -> tuple[tuple[str, int, int], ...]:
     if position is None:
         return marks
     return (*(m for m in marks if m[0] != position[0]), position)
@@ -177,8 +205,13 @@ def advance(
     tail = state.window[-window_size:]
     window = (PAD_ID,) * (window_size - len(tail)) + tail
     query = NextEventQuery(
-        state.source, state.session_key, window, template_id, state.event_count, state.last_ts
+        state.source, state.session_key, window, template_id, state.event_count, state.last_ts, state.recent
     )
+    position = raw_position(event)
+    recent = state.recent
+    if position is not None:
+        raw = event.raw  # type: ignore[attr-defined]  # raw_position found it
+        recent = (*recent, int(raw.partition), position[1], position[2])[-3 * window_size :]
     ts = event.timestamp
     clock = now if now is not None else ts
     new_state = SessionState(
@@ -190,7 +223,8 @@ def advance(
         touched_at=_latest(state.touched_at, clock),
         event_count=state.event_count + 1,
         alerted=state.alerted,
-        marks=_marked(state.marks, event),
+        marks=_marked(state.marks, position),
+        recent=recent,
     )
     return new_state, query
 
@@ -362,6 +396,13 @@ def _latest(current: float | None, candidate: float | None) -> float | None:
     if candidate is None:
         return current
     return candidate if current is None else max(current, candidate)
+
+
+def _flat_positions(value: Any) -> FlatPositions:
+    flat = tuple(map(int, value))
+    if len(flat) % 3:
+        raise ValueError(f"recent: expected (partition, offset, line) triples, got {len(flat)} numbers")
+    return flat
 
 
 def _optional_float(value: Any) -> float | None:

@@ -93,6 +93,11 @@ class Settings:
     # windows (the window model's spec) and classified by `window_model` instead of next-event scoring.
     window_sources: str = ""
     window_model: str = "protosiamese"
+    # A window source idle this long on the ingest clock has its open windows closed and classified,
+    # so the last window of a stream alerts too (`pipeline.window_detection`).
+    window_idle_s: float = 30.0
+    # How long alerts wait for their raw lines to be read back from the raw topic (`pipeline.raw_lines`).
+    alert_raw_lines_timeout_s: float = 3.0
     # DeepLog's parameter value model: checked for every session event when a version of it exists in
     # the model repository at worker start (in-process TorchScript); "" turns it off.
     parameter_model: str = "deeplog_params"

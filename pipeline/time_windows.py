@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.records import SourceOffset
 
 log = logging.getLogger(__name__)
 
 NORMAL = "normal"
+RECENT_RAW = 10  # raw positions a window keeps of its last events, for its alert's raw lines
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class TimedEvent:
     timestamp_s: float
     template_id: int
     alert: str | None = None
+    raw: SourceOffset | None = None  # where the line lies in Kafka (streaming only)
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,17 @@ class WindowSpec:
 
 @dataclass(frozen=True)
 class Window:
-    """A closed window: its span, template-id counts and alert counts (sorted pairs) and label."""
+    """A closed window: its span, template-id counts and alert counts (sorted pairs) and label; when
+    its events came from Kafka, the raw positions of its last `RECENT_RAW` events (arrival order) and
+    the time of its newest event."""
 
     start_s: float
     end_s: float
     counts: tuple[tuple[int, int], ...]
     alerts: tuple[tuple[str, int], ...] = ()
     label: str = field(default=NORMAL)
+    recent: tuple[SourceOffset, ...] = ()
+    last_event_s: float | None = None
 
     def count_map(self) -> dict[int, int]:
         """Template id -> occurrences, the input of `pipeline.tfidf`."""
@@ -105,6 +112,8 @@ class TimeWindower:
     def __init__(self, spec: WindowSpec) -> None:
         self.spec = spec
         self._open: dict[float, tuple[Counter[int], Counter[str]]] = {}
+        self._recent: dict[float, deque[SourceOffset]] = {}  # only windows with events from Kafka
+        self._newest: dict[float, float] = {}
         self._closed_until = -math.inf
         self.late_events = 0
 
@@ -120,6 +129,9 @@ class TimeWindower:
             counts[event.template_id] += 1
             if event.alert is not None:
                 alerts[event.alert] += 1
+            self._newest[start] = max(self._newest.get(start, event.timestamp_s), event.timestamp_s)
+            if event.raw is not None:
+                self._recent.setdefault(start, deque(maxlen=RECENT_RAW)).append(event.raw)
         return self._close(event.timestamp_s - self.spec.allowed_lateness_s)
 
     @property
@@ -145,6 +157,8 @@ class TimeWindower:
                     counts=tuple(sorted(counts.items())),
                     alerts=tuple(sorted(alerts.items())),
                     label=window_label(alerts),
+                    recent=tuple(self._recent.pop(start, ())),
+                    last_event_s=self._newest.pop(start, None),
                 )
             )
         return out

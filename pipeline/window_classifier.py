@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from pipeline.alerts import Alert, AlertKind, RawCoordinates, alert_id
+from pipeline.alerts import MAX_ALERT_LINES, Alert, AlertKind, RawCoordinates, RawLine, alert_id
 from pipeline.detection import TemplateLookup
 from pipeline.errors import InferenceError
 from pipeline.scoring import WindowClassBatch, WindowClassScorer
@@ -27,6 +27,8 @@ class ClosedWindow(Protocol):
 
     @property
     def counts(self) -> tuple[tuple[int, int], ...]: ...
+
+    # Optional, as `Window` has them: `recent` (raw positions of its last events) and `last_event_s`.
 
 
 class WindowClassifier:
@@ -79,6 +81,10 @@ class WindowClassifier:
             key = window_key(window.start_s, window.end_s)
             by_count = sorted(window.counts, key=lambda item: (-item[1], item[0]))
             top_id = by_count[0][0]
+            recent = [
+                RawCoordinates(r.topic, r.partition, r.offset, r.line)
+                for r in getattr(window, "recent", ())[-MAX_ALERT_LINES:]
+            ]
             alerts.append(
                 Alert(
                     alert_id=alert_id(source, key, AlertKind.WINDOW_CLASS),
@@ -94,9 +100,11 @@ class WindowClassifier:
                     window=tuple(self._text(tid) for tid, _ in by_count[: self.top_templates]),
                     first_timestamp=window.start_s,
                     last_timestamp=window.end_s,
-                    position=-1,
-                    raw=RawCoordinates(),
+                    position=-1,  # a window has no position in a session
+                    raw=recent[-1] if recent else RawCoordinates(),
                     label=name,
+                    event_time=getattr(window, "last_event_s", None),
+                    lines=tuple(RawLine(at) for at in recent),
                 )
             )
         return alerts

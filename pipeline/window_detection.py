@@ -9,8 +9,10 @@ Window state lives in worker memory: a window still open when the worker stops (
 partition moves to another worker) is lost, and its events are not replayed into a new one. All
 session-less events share one `log-events` partition (their session key is empty), so a source's
 windows are always cut by one worker, in order. A window closes when an event at or after its end
-(plus the spec's allowed lateness) arrives: the newest window of a source that has gone quiet
-stays open until the source logs again.
+(plus the spec's allowed lateness) arrives. The newest windows of a source that has gone quiet close
+when it has been idle for `idle_s` on the ingest watermark (`pipeline.stream_clock`: the raw
+records' produce time, which moves on by ticks while nothing arrives), so the last window of a stream
+is classified too (`close_idle`); an event the source logs later into those windows counts as late.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from pipeline.alerts import Alert
+from pipeline.records import SourceOffset
 from pipeline.time_windows import TimedEvent, TimeWindower, Window, WindowSpec
 from pipeline.window_classifier import WindowClassifier
 
@@ -38,6 +41,8 @@ class WindowedEvent(Protocol):
 
     @property
     def template_id(self) -> int: ...
+
+    # Optional: `raw` (a `SourceOffset`), where the line lies in Kafka and when it was produced.
 
 
 E = TypeVar("E", bound=WindowedEvent)
@@ -61,12 +66,18 @@ class WindowDetector:
     """
 
     def __init__(
-        self, classifier: WindowClassifier, spec: Callable[[], WindowSpec], sources: Iterable[str]
+        self,
+        classifier: WindowClassifier,
+        spec: Callable[[], WindowSpec],
+        sources: Iterable[str],
+        idle_s: float = 30.0,
     ) -> None:
         self.classifier = classifier
         self.sources = frozenset(sources)
+        self.idle_s = idle_s
         self._spec = spec
         self._windowers: dict[str, TimeWindower] = {}
+        self._ingested: dict[str, float] = {}  # per source, the newest ingest time of its events
 
     def is_windowed(self, source: str) -> bool:
         return source in self.sources
@@ -92,11 +103,29 @@ class WindowDetector:
                 rejected.append((event, reason))
                 continue
             windower = self._windower(event.source, spec)
-            closed.extend(
-                (event.source, w) for w in windower.add(TimedEvent(event.timestamp, event.template_id))
-            )
+            raw: SourceOffset | None = getattr(event, "raw", None)
+            raw = raw if raw is not None and raw.offset >= 0 else None
+            if raw is not None and raw.timestamp is not None:
+                self._ingested[event.source] = max(
+                    self._ingested.get(event.source, raw.timestamp), raw.timestamp
+                )
+            timed = TimedEvent(event.timestamp, event.template_id, raw=raw)
+            closed.extend((event.source, w) for w in windower.add(timed))
         alerts = await self.classifier.classify_sources(closed)
         return WindowResult(tuple(alerts), len(closed), tuple(rejected))
+
+    async def close_idle(self, now: float) -> WindowResult:
+        """Close and classify the open windows of every source idle for `idle_s` at ingest time `now`."""
+        closed = [
+            (source, w)
+            for source, windower in self._windowers.items()
+            if windower.open_count and now - self._ingested.get(source, now) >= self.idle_s
+            for w in windower.flush()
+        ]
+        if not closed:
+            return WindowResult((), 0)
+        log.info("windows: closed %d windows of idle sources at ingest time %.3f", len(closed), now)
+        return WindowResult(tuple(await self.classifier.classify_sources(closed)), len(closed))
 
     async def flush(self) -> WindowResult:
         """Close and classify every open window (end of a finite replay; never called by the worker)."""

@@ -29,6 +29,8 @@ from pipeline.errors import DataError
 PAD_ID = 0
 # Template ids are below 2**52 (see `pipeline.templates.template_id`), so this id never collides.
 SESSION_END_ID = 1 << 52
+# How the marker reads wherever a template text is shown (alerts, expected events, `logad tail`).
+SESSION_END_TEXT = "end of session"
 
 
 def next_event_windows(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -336,6 +336,41 @@ class PartitionReader(_GroupOnlooker):
         finally:
             client.unassign()
         return records
+
+
+class RawMessageReader(PartitionReader):
+    """Raw messages at given offsets, read outside the group: the `RawMessages` port of alert
+    read-back (`pipeline.raw_lines`). Offsets of one partition less than `max_gap` apart are read in
+    one range, so the few messages behind a batch of alerts cost a few fetches, not one each."""
+
+    def __init__(self, settings: Settings, group_id: str, timeout_s: float = 3.0, max_gap: int = 16) -> None:
+        super().__init__(settings, group_id, timeout_s)
+        self.max_gap = max_gap
+
+    def messages(self, keys: Sequence[tuple[str, int, int]]) -> dict[tuple[str, int, int], bytes]:
+        wanted = set(keys)
+        by_partition: dict[tuple[str, int], list[int]] = {}
+        for topic, partition, offset in sorted(wanted):
+            by_partition.setdefault((topic, partition), []).append(offset)
+        found: dict[tuple[str, int, int], bytes] = {}
+        for (topic, partition), offsets in by_partition.items():
+            for start, last in _runs(offsets, self.max_gap):
+                for msg in self.read(topic, partition, start, last + 1):
+                    key = (topic, partition, msg.offset())
+                    if key in wanted:
+                        found[key] = msg.value() or b""
+        return found
+
+
+def _runs(offsets: list[int], max_gap: int) -> list[tuple[int, int]]:
+    """Sorted offsets as (first, last) ranges whose neighbours are at most `max_gap` apart."""
+    runs: list[tuple[int, int]] = []
+    for offset in offsets:
+        if runs and offset - runs[-1][1] <= max_gap:
+            runs[-1] = (runs[-1][0], offset)
+        else:
+            runs.append((offset, offset))
+    return runs
 
 
 def consumer_lag(settings: Settings, group_id: str, topics: list[str]) -> dict[str, int]:

@@ -4,12 +4,15 @@ A small ProtoSiamese (BGL_2k + BGL_4k, 30 epochs: seconds) is published and load
 first lines of BGL_10k are replayed with source `bgl`, a window source. Checks (issues 4 and 5):
 - the windowed path sends one WINDOW_CLASS alert per window the served version classifies as an
   anomaly, naming that class and version, and none for the others: exactly the windows an offline
-  pass with the same version flags (the last window stays open: no later event closes it);
+  pass with the same version flags, the last window too (it closes once the source is idle);
+- each alert carries the raw lines of the window's last events, equal to the replayed lines at their
+  coordinates, and the nodes they name (issue 17);
 - against the BGL labels, almost every window holding alert lines is alerted and few normal ones.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ from pipeline.deployment import load_template_set
 from pipeline.formats import BGL
 from pipeline.model_repository import load_version
 from pipeline.parsing import Parser
+from pipeline.presentation import format_alert
 from pipeline.settings import Settings
 from pipeline.tfidf import pad_windows
 from pipeline.time_windows import TimedEvent, TimeWindower, Window, WindowSpec
@@ -35,7 +39,9 @@ from tests.support.worker import Worker
 
 pytestmark = pytest.mark.integration
 
-REPLAYED_LINES = 1500  # BGL_10k's first 1500 lines: 234 closed 5-minute windows, 91 holding alerts
+# BGL_10k's first 1531 lines: its last 5-minute window ends with them and holds 4 KERNRTSP alert lines
+# among 21, so the window that only idleness closes is an anomaly to alert.
+REPLAYED_LINES = 1531
 TRAIN_FILES = ("BGL_2k.log", "BGL_4k.log")
 
 
@@ -69,6 +75,7 @@ def _offline(repo: Path, version: int, lines: list[str]) -> tuple[list[Window], 
     for event, line in zip(events, lines, strict=True):
         assert event.timestamp is not None
         closed += windower.add(TimedEvent(event.timestamp, event.template_id, parse_bgl_line(line).alert))
+    closed += windower.flush()  # the last window: the worker closes it when the source goes idle
     loaded = load_version(repo, "protosiamese", version)
     ids, counts = pad_windows([w.count_map() for w in closed])
     with torch.no_grad():
@@ -91,6 +98,8 @@ def test_bgl_windows_are_classified_online(
         triton_grpc_url=triton_server.triton_grpc_url,
         inference_backend="triton",
         window_sources="bgl",
+        window_idle_s=3.0,
+        alert_raw_lines_timeout_s=20.0,
         state_dir=tmp_path,
     )
     create_topics(settings, pipeline_topics(settings))
@@ -98,7 +107,11 @@ def test_bgl_windows_are_classified_online(
     try:
         replay_lines(settings, [line.encode() for line in lines], settings.raw_logs_topic, "bgl", 50)
         worker.wait_drained(lines=len(lines), timeout_s=120.0)
-        assert worker.counter("logad_windows_open") == 1  # the newest window waits for a later event
+        # The newest window closes once the source is idle on the ingest clock (ticks every 5 s).
+        deadline = time.monotonic() + 60.0
+        while worker.counter("logad_windows_open") and time.monotonic() < deadline:
+            time.sleep(1.0)
+        assert worker.counter("logad_windows_open") == 0
     finally:
         worker.stop()
     alerts = alerts_of(settings)
@@ -117,6 +130,22 @@ def test_bgl_windows_are_classified_online(
         if name != "normal"
     }
     assert streamed == expected
+
+    # Raw lines: the window's last events, read back, each the replayed line at its coordinates (50
+    # lines per message, one partition, BGL lines have no continuations); nodes from those lines.
+    for alert in alerts:
+        assert alert.note == "" and 1 <= len(alert.lines) <= 10 and alert.lines[-1].at == alert.raw
+        texts = []
+        for line in alert.lines:
+            index = line.at.offset * 50 + line.at.line
+            assert line.at.topic == settings.raw_logs_topic and line.text == lines[index], line
+            texts.append(line.text)
+        record = BGL.parse_line(texts[-1])
+        assert alert.event_time is not None and alert.first_timestamp <= alert.event_time  # type: ignore[operator]
+        assert record.field("node") in dict(alert.fields)["node"].split(",")
+    print(format_alert(alerts[-1]))  # what `logad tail` shows (with -s)
+    last = max(windows, key=lambda w: w.start_s)
+    assert last.label != "normal" and window_key(last.start_s, last.end_s) in streamed  # the last one alerted
 
     keys = [window_key(w.start_s, w.end_s) for w in windows]
     abnormal = np.array([w.label != "normal" for w in windows])

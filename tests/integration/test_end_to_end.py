@@ -6,7 +6,9 @@ One replay serves several acceptance checks (it is the expensive part):
   processed (issue 3);
 - every block the offline evaluation of the same model version flags is alerted, and streaming
   precision and recall equal offline within 0.01 (issue 5);
-- after a restart the worker gives the same template ids (issue 3).
+- after a restart the worker gives the same template ids (issue 3);
+- alerts carry the raw lines behind them, read back from raw-logs: each text equals the line at its
+  coordinates, the offending one names the session, and the event time is that line's own (issue 17).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.adapters.kafka import create_topics, pipeline_topics, replay_lines
+from pipeline.adapters.kafka import create_topics, pipeline_topics, read_to_end, replay_lines
+from pipeline.alerts import Alert
+from pipeline.formats import HDFS
+from pipeline.presentation import format_alert
 from pipeline.records import DeadLetter, EventBatch
 from pipeline.settings import Settings
+from pipeline.windows import SESSION_END_ID
 from tests.support.pipeline_run import (
     alerts_of,
     assert_matches_offline,
@@ -48,7 +54,8 @@ def test_hdfs_replay_streaming_equals_offline(
     tmp_path: Path,
 ) -> None:
     lines, anomalous = hdfs
-    settings = run_settings(kafka_server, triton_server, unique, tmp_path)
+    # A generous read-back bound: the 2 shared cores must not turn a slow read into missing lines.
+    settings = run_settings(kafka_server, triton_server, unique, tmp_path, alert_raw_lines_timeout_s=20.0)
     worker = Worker(settings, tmp_path / "worker.log").start()
     try:
         payloads = [line.encode() for line in lines]
@@ -86,10 +93,11 @@ def test_hdfs_replay_streaming_equals_offline(
     offline = offline_result(lines, triton_server, deployed, "hdfs")
     scores = assert_matches_offline(alerts, offline, anomalous, deployed)
     print(orjson.dumps(scores).decode())
-    # An alert raised by an event points at the raw record that carried it.
-    by_event = [a for a in alerts if a.raw.offset >= 0]
-    assert by_event and all(a.raw.topic == settings.raw_logs_topic for a in by_event)
-    assert len(by_event) == sum(1 for a in alerts if a.event_template != "<session ended>")
+    # Every alert points at the raw record that raised it (an ended session: its last record), and
+    # carries the raw lines behind it, read back: each equal to the line at its coordinates.
+    assert all(a.raw.topic == settings.raw_logs_topic and a.raw.offset >= 0 for a in alerts)
+    _assert_raw_lines_are_the_originals(alerts, settings.raw_logs_topic, _raw_messages(settings))
+    assert all(o.lines and o.lines[-1].text for o in offline.alerts)  # offline reads its input back
 
     # A restarted worker (same consumer group, same session table) gives the same template ids.
     settings2 = settings.replace(log_events_topic=f"events2-{unique}")
@@ -108,3 +116,35 @@ def test_hdfs_replay_streaming_equals_offline(
     before = {e.template: e.template_id for e in events}
     after = {e.template: e.template_id for e in replayed}
     assert after and all(before[text] == tid for text, tid in after.items())
+
+
+def _raw_messages(settings: Settings) -> dict[tuple[int, int], list[str]]:
+    """(partition, offset) -> the message's lines, read straight from raw-logs, split independently
+    of the parser (HDFS_100k has no continuation lines, so records are its non-empty lines)."""
+    return {
+        (m.partition(), m.offset()): [
+            line for line in (m.value() or b"").decode(errors="replace").split("\n") if line
+        ]
+        for m in read_to_end(settings, settings.raw_logs_topic)
+    }
+
+
+def _assert_raw_lines_are_the_originals(
+    alerts: list[Alert], topic: str, raw: dict[tuple[int, int], list[str]]
+) -> None:
+    checked = 0
+    for alert in alerts:
+        assert alert.note == "" and 1 <= len(alert.lines) <= 10, (alert.note, len(alert.lines))
+        assert alert.lines[-1].at == alert.raw
+        for line in alert.lines:
+            assert line.at.topic == topic
+            assert line.text == raw[(line.at.partition, line.at.offset)][line.at.line], line
+            assert alert.session_key in line.text  # every line of the window belongs to the session
+            checked += 1
+        record = HDFS.parse_line(alert.lines[-1].text or "")
+        assert alert.event_time == record.timestamp
+        assert dict(alert.fields)["component"] == record.component
+        if alert.event_template_id == SESSION_END_ID:
+            assert alert.event_template == "end of session"
+    print(f"{len(alerts)} alerts, {checked} raw lines equal to the originals")
+    print(format_alert(alerts[-1], verbose=True))  # what `logad tail --verbose` shows (with -s)

@@ -256,10 +256,10 @@ def test_ten_thousand_hostile_records_are_dead_letters_and_good_ones_flow(
     dead = [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic)]
     assert Counter(d.reason for d in dead) == expected
     assert all(d.raw.offset >= 0 and d.detail for d in dead)
-    assert worker_lines(settings, unique) == len(good) + HUGE_BATCHES_LINES
+    assert worker_lines(settings) == len(good) + HUGE_BATCHES_LINES
 
 
-def worker_lines(settings: Settings, unique: str) -> int:
+def worker_lines(settings: Settings) -> int:
     """Events of the run, one per (line, block): HDFS lines each name one block."""
     values = topic_values(settings, settings.log_events_topic)
     return sum(len(EventBatch.decode(v).events) for v in values)

@@ -11,6 +11,7 @@ from pipeline.alerts import (
     AlertKind,
     ExpectedEvent,
     RawCoordinates,
+    RawLine,
     alert_id,
     decode_alert,
     deduplicate,
@@ -37,8 +38,37 @@ def make_alert(
         first_timestamp=1226235318.0,
         last_timestamp=None,
         position=7,
-        raw=RawCoordinates("raw-logs", 2, 4711),
+        raw=RawCoordinates("raw-logs", 2, 4711, 3),
+        event_time=1226235318.0,
+        lines=(
+            RawLine(RawCoordinates("raw-logs", 2, 4700, 0), None),
+            RawLine(RawCoordinates("raw-logs", 2, 4711, 3), "081109 203518 143 INFO dfs.DataNode: x\n  at y"),
+        ),
+        fields=(("component", "dfs.DataNode"), ("level", "INFO")),
+        note="",
     )
+
+
+# A version 1 alert as workers before schema 2 wrote it (old `log-anomalies` topics).
+V1_ALERT = {
+    "alert_id": alert_id("hdfs", "blk_1", AlertKind.OOV_EVENT),
+    "source": "hdfs",
+    "session_key": "blk_1",
+    "kind": "oov_event",
+    "model": "deeplog",
+    "model_version": 2,
+    "score": 1.0,
+    "event_template_id": 9,
+    "event_template": "new <*>",
+    "expected": [{"template_id": 1, "template": "open <*>", "probability": 0.9}],
+    "window": ["open <*>"],
+    "first_timestamp": 1.0,
+    "last_timestamp": 2.0,
+    "position": 1,
+    "raw": {"topic": "raw-logs", "partition": 0, "offset": 17},
+    "label": "",
+    "schema": 1,
+}
 
 
 @pytest.mark.parametrize("kind", list(AlertKind))
@@ -48,7 +78,30 @@ def test_round_trip(kind: AlertKind) -> None:
     assert decode_alert(data) == alert
     obj = orjson.loads(data)
     assert obj["schema"] == ALERT_SCHEMA_VERSION and obj["kind"] == kind.value
-    assert obj["raw"] == {"topic": "raw-logs", "partition": 2, "offset": 4711}
+    assert obj["raw"] == {"topic": "raw-logs", "partition": 2, "offset": 4711, "line": 3}
+    assert obj["lines"][1] == {
+        "at": {"topic": "raw-logs", "partition": 2, "offset": 4711, "line": 3},
+        "text": "081109 203518 143 INFO dfs.DataNode: x\n  at y",
+    }
+
+
+def test_round_trip_without_raw_lines_and_with_a_note() -> None:
+    alert = dataclasses.replace(
+        make_alert(), lines=(), fields=(), note="raw lines not read back", event_time=None
+    )
+    assert decode_alert(encode_alert(alert)) == alert
+
+
+def test_version_1_alerts_still_decode_upgraded() -> None:
+    alert = decode_alert(orjson.dumps(V1_ALERT))
+    assert alert.schema == ALERT_SCHEMA_VERSION == 2
+    assert alert.raw == RawCoordinates("raw-logs", 0, 17, -1)  # line index unknown in version 1
+    assert alert.lines == (RawLine(RawCoordinates("raw-logs", 0, 17, -1)),)
+    assert (alert.event_time, alert.fields, alert.note) == (2.0, (), "")
+    assert alert.expected[0].template == "open <*>" and alert.kind is AlertKind.OOV_EVENT
+    assert decode_alert(encode_alert(alert)) == alert  # re-encoded as version 2
+    window = decode_alert(orjson.dumps({**V1_ALERT, "kind": "window_class", "raw": RAW_V1_NONE}))
+    assert window.lines == () and window.event_time is None
 
 
 def test_id_is_stable_and_distinguishes_source_session_kind() -> None:
@@ -79,6 +132,9 @@ def test_id_is_stable_and_distinguishes_source_session_kind() -> None:
 def test_bad_alert_raises_data_error(data: bytes, match: str) -> None:
     with pytest.raises(DataError, match=match):
         decode_alert(data)
+
+
+RAW_V1_NONE = {"topic": "", "partition": -1, "offset": -1}
 
 
 def test_deduplicate_keeps_first_per_session_and_cause() -> None:

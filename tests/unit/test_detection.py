@@ -25,7 +25,7 @@ from pipeline.scoring import (
 from pipeline.sessions import SessionTracker, TableSessionStore
 from pipeline.time_windows import Window
 from pipeline.window_classifier import WindowClassifier
-from pipeline.windows import next_event_windows
+from pipeline.windows import SESSION_END_ID, next_event_windows
 from tests.unit.test_scoring import Clock, publish
 
 TEMPLATES = {1: "open <*>", 2: "write <*>", 3: "close <*>", 4: "delete <*>", 5: "verify <*>"}
@@ -86,7 +86,22 @@ def test_alert_explains_the_event() -> None:
     ]
     assert alert.window == ("write <*>", "write <*>", "write <*>") and alert.score == 1.0
     assert (alert.first_timestamp, alert.last_timestamp) == (0.0, 4.0)
-    assert alert.raw == RawCoordinates("raw-logs", 0, 4)
+    assert alert.raw == RawCoordinates("raw-logs", 0, 4, 0) and alert.event_time == 4.0
+    # The raw records behind it, texts not read yet: the window's (l = 3), then the offending one.
+    assert [line.at for line in alert.lines] == [RawCoordinates("raw-logs", 0, o, 0) for o in (1, 2, 3, 4)]
+    assert all(line.text is None for line in alert.lines)
+
+
+def test_end_of_session_alert_reads_end_of_session_and_points_at_the_last_record() -> None:
+    fake = FakeNextEventScorer({**TRANSITIONS, 4: [SESSION_END_ID]}, k=2, model="deeplog", version=2)
+    tracker = SessionTracker(3, timeout_s=100.0)
+    det = Detector(fake, TEMPLATES, tracker)
+    assert asyncio.run(det.process(events_of("a", [1, 2, 3]))).alerts == ()  # ends early: no 4
+    (alert,) = asyncio.run(det.close(tracker.drain(), SESSION_END_ID, 3))
+    assert alert.event_template == "end of session" and alert.event_template_id == SESSION_END_ID
+    assert alert.expected[0].template == "delete <*>" and alert.position == 3
+    assert alert.raw == RawCoordinates("raw-logs", 0, 2, 0) and alert.event_time == 2.0
+    assert [line.at.offset for line in alert.lines] == [0, 1, 2]
 
 
 @pytest.mark.parametrize(

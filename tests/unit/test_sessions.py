@@ -9,12 +9,14 @@ import pytest
 from pipeline.errors import DataError
 from pipeline.records import SourceOffset
 from pipeline.sessions import (
+    SESSION_SCHEMA_VERSION,
     SessionState,
     SessionTracker,
     TableSessionStore,
     advance,
     is_expired,
     new_session,
+    positions,
 )
 from pipeline.windows import last_window, next_event_windows
 
@@ -211,3 +213,31 @@ def test_discard_forgets_unflushed_changes_of_a_failed_message() -> None:
     assert list(table) == ["hdfs|a"]
     state = store.get("hdfs", "a")
     assert state is not None and state.window[-1:] == (1,)
+
+
+def test_state_keeps_raw_positions_of_its_last_l_events_and_queries_get_those_before() -> None:
+    state = new_session("hdfs", "a")
+    queries = []
+    for i in range(5):
+        state, query = advance(state, RawEv("a", 7, SourceOffset("raw-logs", i % 2, 100 + i, i)), 3)
+        queries.append(query)
+    assert positions(state.recent) == [(0, 102, 2), (1, 103, 3), (0, 104, 4)]
+    assert state.raw_topic == "raw-logs" and state.to_dict()["recent"] == [0, 102, 2, 1, 103, 3, 0, 104, 4]
+    assert queries[0].recent == () and positions(queries[4].recent) == [(1, 101, 1), (0, 102, 2), (1, 103, 3)]
+    assert SessionState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    # Events outside Kafka add no position.
+    again, _ = advance(state, Ev("a", 7, 1.0), 3)
+    assert again.recent == state.recent
+
+
+def test_version_1_state_loads_without_raw_positions() -> None:
+    state, _ = advance(new_session("hdfs", "a"), RawEv("a", 7, SourceOffset("raw", 2, 40, 6)), 3)
+    v1 = {k: v for k, v in state.to_dict().items() if k != "recent"} | {"v": 1}
+    loaded = SessionState.from_dict(v1)
+    assert loaded.recent == () and loaded.marks == state.marks and loaded.window == state.window
+    assert state.to_dict()["v"] == SESSION_SCHEMA_VERSION == 2
+    # Advancing a loaded v1 state starts its positions from the next event.
+    after, query = advance(loaded, RawEv("a", 8, SourceOffset("raw", 2, 41, 0)), 3)
+    assert query.recent == () and after.recent == (2, 41, 0)
+    with pytest.raises(DataError, match="triples"):
+        SessionState.from_dict({**state.to_dict(), "recent": [1, 2]})

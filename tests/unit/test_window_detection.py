@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
-from pipeline.alerts import AlertKind, alert_id
+from pipeline.alerts import AlertKind, RawCoordinates, alert_id
 from pipeline.errors import InferenceError
+from pipeline.records import SourceOffset
 from pipeline.scoring import WindowClassBatch, WindowClassScores
 from pipeline.settings import Settings
 from pipeline.time_windows import WindowSpec
@@ -163,6 +164,54 @@ def test_flush_closes_the_open_windows() -> None:
     asyncio.run(detector.process([Ev("bgl", T0 + 10, 5)]))
     result = asyncio.run(detector.flush())
     assert [a.first_timestamp for a in result.alerts] == [T0] and detector.open_windows == 0
+
+
+@dataclass(frozen=True)
+class KafkaEv(Ev):
+    """An event as it arrives from Kafka: where its line lies and when it was produced (ingest)."""
+
+    raw: SourceOffset = field(default_factory=SourceOffset)
+
+
+def kafka_events(times: list[float], template_id: int, ingest: float, first_offset: int = 0) -> list[KafkaEv]:
+    return [
+        KafkaEv(
+            "bgl", t, template_id, raw=SourceOffset("raw-logs", 3, first_offset + i // 2, i % 2, ingest + i)
+        )
+        for i, t in enumerate(times)
+    ]
+
+
+def test_window_alert_carries_its_last_raw_positions_and_newest_event_time() -> None:
+    detector, _, _ = make()
+    events = kafka_events([T0 + i for i in range(12)], 5, ingest=1000.0)
+    asyncio.run(detector.process(events))
+    (alert,) = asyncio.run(detector.flush()).alerts
+    # The last 10 of its 12 events, oldest first; the newest is the alert's record and its time.
+    expected = [RawCoordinates("raw-logs", 3, i // 2, i % 2) for i in range(2, 12)]
+    assert [line.at for line in alert.lines] == expected and all(line.text is None for line in alert.lines)
+    assert alert.raw == expected[-1] and alert.event_time == T0 + 11
+    assert (alert.first_timestamp, alert.last_timestamp) == (T0, T0 + 300)
+
+
+def test_last_window_closes_when_its_source_is_idle_on_the_ingest_clock() -> None:
+    detector, scorer, _ = make()
+    detector.idle_s = 30.0
+    asyncio.run(detector.process(kafka_events([T0 + 1, T0 + 2], 5, ingest=1000.0)))  # ingested 1000, 1001
+    assert asyncio.run(detector.close_idle(1030.0)).closed == 0 and detector.open_windows == 1  # 29 s idle
+    result = asyncio.run(detector.close_idle(1031.0))
+    assert result.closed == 1 and [a.label for a in result.alerts] == ["KERNDTLB"]
+    assert detector.open_windows == 0 and scorer.calls == [1]
+    assert asyncio.run(detector.close_idle(2000.0)).closed == 0  # nothing left to close
+    # The source logs again: new windows; an event into the closed window is late.
+    asyncio.run(detector.process(kafka_events([T0 + 3, T0 + 900], 1, ingest=5000.0, first_offset=5)))
+    assert detector.late_events == 1 and detector.open_windows == 1
+
+
+def test_sources_without_ingest_times_never_close_on_idleness() -> None:
+    detector, _, _ = make()
+    asyncio.run(detector.process([Ev("bgl", T0 + 1, 5)]))
+    assert asyncio.run(detector.close_idle(1e12)).closed == 0 and detector.open_windows == 1
 
 
 def test_no_windowed_events_ask_nothing() -> None:
