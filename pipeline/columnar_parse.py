@@ -12,9 +12,11 @@ does one pass over a message instead:
    Unless every line matched (no blank line, no continuation line, no unparsable line), the message
    goes to the exact path.
 3. Session keys: one `findall` of `<session pattern>|\\n` over the text, cut at the newlines.
-4. Templates: a cache keyed by the line's digit skeleton (digits 1-9 read as `1`, `0` kept), which
-   gives the template and where the parameters sit; a line whose skeleton it cannot vouch for is
-   matched by the miner itself, exactly as `Parser` does.
+4. Templates: a cache keyed by the line's digit skeleton (digits 1-9 read as `1`, `0` kept: one
+   `translate` per message), which gives the template and where the parameters and session keys
+   sit; a skeleton new to it is looked up by its collapsed form (digit runs as length classes, for
+   the default rules) in a second cache, and only then asked of the miner. A line whose key cannot
+   vouch for it is matched by the miner itself, exactly as `Parser` does.
 
 Why the skeleton cache is exact. The vetted masking rules (`_DIGIT_BLIND_RULES`) look at a digit
 only through `\\d`, `[0-9...]`-style classes holding every digit, and the literal `0` (`0x` of HEX).
@@ -26,6 +28,13 @@ a digit always differs from its template token (which is the masked token or `<*
 a token without one is the same on both lines. A skeleton whose masked line keeps a digit (`abc123`,
 `x86_64`) is marked unproven and its lines take the miner's own match. Under other masking rules
 the cache key is the whole template text, which is exact for any rules (the miner is frozen).
+
+Why the collapsed key is exact (default rules only, and only for lines without `0x`/`0X`, so HEX
+cannot match). Each default rule takes digit runs whole (BLK and NUM: `\\d+` up to a non-alnum
+boundary; PATH: whole non-space runs; IP: octets end at `.`, the last octet and the port at a
+non-alnum boundary), and the only length tests are IP's `\\d{1,3}` and `\\d{1,5}`: a run's length
+matters only as 1-3, 4-5 or 6+. `_collapse_runs` keeps those classes apart and everything else
+as is, so lines with equal collapsed keys get masked the same way, and the argument above holds.
 
 Why the anchored pattern is exact. For the vetted formats, `Parser` matches the header with
 `re.match` per line. Each vetted pattern's first successful match on a line reaches the line's end
@@ -86,7 +95,7 @@ _DIGIT_BLIND_RULES = frozenset(_DEFAULT_RULES) | {("NODE", r"R\d\d-M\d-N[0-9A-F]
 
 
 class _KeyMode(enum.Enum):
-    COLLAPSED = "collapsed"  # the default rules: digit runs as length classes (see module docstring)
+    COLLAPSED = "collapsed"  # the default rules: skeleton, then digit runs as length classes
     SKELETON = "skeleton"  # digit-blind rules: digits 1-9 as 1, 0 kept
     TEXT = "text"  # any other rules: the template text itself
 
@@ -270,13 +279,7 @@ class ColumnarParser:
         """The cache and each line's key in it, computed for the whole message at once."""
         if self._key_mode is _KeyMode.TEXT:
             return self._text_cache, texts
-        joined = "\n".join(texts)
-        # HEX is the only default rule that tells a lone `0` from other runs; without `0x` in the
-        # message no rule can, and run lengths can be collapsed to the classes IP looks at.
-        if self._key_mode is _KeyMode.COLLAPSED and "0x" not in joined and "0X" not in joined:
-            ones = joined.encode("ascii").translate(_ALL_ONES)
-            return self._collapsed_cache, _collapse_runs(ones).split(b"\n")
-        return self._skeleton_cache, joined.encode("ascii").translate(_SKELETON).split(b"\n")
+        return self._skeleton_cache, "\n".join(texts).encode("ascii").translate(_SKELETON).split(b"\n")
 
     def _resolve(
         self, cache: dict[Any, _Entry | None], keys: list[Any], texts: list[str], entries: list[_Entry | None]
@@ -297,7 +300,22 @@ class ColumnarParser:
         return resolved
 
     def _learn(self, cache: dict[Any, _Entry | None], key: Any, line_text: str) -> _Entry | None:
-        """Resolve a new cache key through the miner; None when the key cannot vouch for the line."""
+        """The entry of a key new to `cache`: through the collapsed cache when the rules allow
+        (the default rules, no `0x` in the line: see the module docstring), else from the miner."""
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        collapsible = cache is self._skeleton_cache and self._key_mode is _KeyMode.COLLAPSED
+        if collapsible and b"0x" not in key and b"0X" not in key:
+            collapsed = _collapse_runs(key.translate(_ALL_ONES))
+            entry = self._collapsed_cache.get(collapsed, _MISSING)
+            if entry is _MISSING:
+                entry = self._learn_from_miner(self._collapsed_cache, collapsed, line_text)
+            cache[key] = entry
+            return entry
+        return self._learn_from_miner(cache, key, line_text)
+
+    def _learn_from_miner(self, cache: dict[Any, _Entry | None], key: Any, line_text: str) -> _Entry | None:
+        """Resolve a key through the miner; None when the key cannot vouch for the line."""
         miner = self.miner
         if len(cache) >= _CACHE_MAX:
             cache.clear()

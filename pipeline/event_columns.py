@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -205,7 +206,7 @@ class EventColumns:
         # Flat positions of the taken rows' params: each row's start, then +0, +1, ... within the row.
         shift = np.repeat(starts[rows] - (np.cumsum(counts) - counts), counts)
         picked = shift + np.arange(int(counts.sum()))
-        params = [self.params[i] for i in picked.tolist()]
+        params = _gather(self.params, picked.tolist())
         sources, source_index = _reintern(self.sources, self.source_index[rows])
         sessions, session_index = _reintern(self.sessions, self.session_index[rows])
         topics, topic_index = _reintern(self.topics, self.topic_index[rows])
@@ -437,6 +438,17 @@ def _int(value: Any) -> int:
 
 
 def _reintern(table: tuple[Any, ...], index: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
-    """The table entries `index` uses and the index into that smaller table."""
-    used, inverse = np.unique(index, return_inverse=True)
-    return tuple(table[i] for i in used.tolist()), inverse.astype(np.int64)
+    """The table entries `index` uses (in table order) and the index into that smaller table."""
+    if len(table) == 1:
+        return table, index
+    present = np.bincount(index, minlength=len(table)) > 0
+    used = np.flatnonzero(present).tolist()
+    if len(used) == len(table):
+        return table, index
+    return tuple(table[i] for i in used), (np.cumsum(present) - 1)[index]
+
+
+def _gather(values: Sequence[str], positions: list[int]) -> list[str]:
+    if len(positions) > 1:
+        return list(operator.itemgetter(*positions)(values))
+    return [values[i] for i in positions]
