@@ -27,9 +27,11 @@ source, session key, template text and raw coordinates in every one (~377 bytes 
 | `columns.param_end`   | (n,) signed int      | end of each row's parameters in the flat list    |
 | `watermarks`, `raw_partitions` | as in v1    | ticks only (`pipeline.stream_clock`)             |
 
-An array is `[dtype, base64]`: a numpy dtype string (little-endian, e.g. `"<u2"`) and the base64 of
-the array's bytes. Integer columns use the smallest dtype that holds their values, so a batch of one
-raw partition spends one byte a row on it. `params` is one string joined by single spaces when no
+An array is `[dtype, data]`: a numpy dtype string (little-endian, e.g. `"<u2"`) and either the
+base64 of the array's bytes or, when every row holds the same value, that value (a JSON number or
+boolean; null for a float column of NaN): one raw message's events share their source, topic,
+partition, offset and ingest time, which then cost nothing per row. Integer columns use the
+smallest dtype that holds their values. `params` is one string joined by single spaces when no
 parameter is empty or holds whitespace (always so for parameters cut from a line by `str.split`),
 else a JSON list. Parameters of row i are `params[param_end[i-1]:param_end[i]]`.
 
@@ -201,12 +203,8 @@ class EventColumns:
         """The rows `rows` (increasing indices), with string tables cut to what those rows use."""
         rows = np.asarray(rows, np.int64)
         ends = self.param_end
-        starts = np.concatenate(([0], ends[:-1])) if len(ends) else ends
-        counts = ends[rows] - starts[rows]
-        # Flat positions of the taken rows' params: each row's start, then +0, +1, ... within the row.
-        shift = np.repeat(starts[rows] - (np.cumsum(counts) - counts), counts)
-        picked = shift + np.arange(int(counts.sum()))
-        params = _gather(self.params, picked.tolist())
+        counts = (ends - np.concatenate(([0], ends[:-1])))[rows] if len(ends) else ends
+        params = _gather(self.params, _param_positions(ends, rows, counts))
         sources, source_index = _reintern(self.sources, self.source_index[rows])
         sessions, session_index = _reintern(self.sessions, self.session_index[rows])
         topics, topic_index = _reintern(self.topics, self.topic_index[rows])
@@ -234,17 +232,77 @@ class EventColumns:
 
     def by_partition(self, partitions: int) -> dict[int, EventColumns]:
         """Rows grouped by the `log-events` partition of their session key, order kept within each
-        (as `pipeline.partitioning.group_by_partition` groups events)."""
-        if not len(self):
+        and partitions in order of first appearance (as `pipeline.partitioning.group_by_partition`)."""
+        n = len(self)
+        if not n:
             return {}
-        of_session = np.array([partition_for(k, partitions) for k in self.sessions], np.int64)
-        row_partition = of_session[self.session_index]
-        if len(self.sessions) == 1 or (of_session == of_session[0]).all():
+        of_session = np.fromiter(
+            (partition_for(k, partitions) for k in self.sessions), np.int64, len(self.sessions)
+        )
+        if (of_session == of_session[0]).all():
             return {int(of_session[0]): self}
+        row_partition = of_session[self.session_index]
+        # One stable sort by partition, then each partition is a contiguous slice of every column.
+        order = np.argsort(row_partition, kind="stable")
+        bounds = (np.flatnonzero(np.diff(row_partition[order])) + 1).tolist()
+        starts, stops = [0, *bounds], [*bounds, n]
+        # A session lives on one partition: its index there is its rank among that partition's sessions.
+        rank = np.empty(len(self.sessions), np.int64)
+        session_lists: dict[int, tuple[str, ...]] = {}
+        for partition in np.unique(of_session).tolist():
+            members = np.flatnonzero(of_session == partition)
+            rank[members] = np.arange(len(members))
+            session_lists[partition] = tuple(self.sessions[i] for i in members.tolist())
+        session_index = rank[self.session_index][order]
+        ends = self.param_end
+        counts = (ends - np.concatenate(([0], ends[:-1])))[order]
+        params = _gather(self.params, _param_positions(ends, order, counts))
+        param_end = np.cumsum(counts)
+        columns = {
+            name: getattr(self, name)[order]
+            for name in (
+                "source_index",
+                "template_index",
+                "timestamps",
+                "oov",
+                "topic_index",
+                "partitions",
+                "offsets",
+                "lines",
+                "ingested_at",
+            )
+        }
+        groups = []
+        for start, stop in zip(starts, stops, strict=True):
+            partition = int(row_partition[order[start]])
+            first_param = int(param_end[start - 1]) if start else 0
+            cut = {name: values[start:stop] for name, values in columns.items()}
+            sources, source_index = _reintern(self.sources, cut["source_index"])
+            topics, topic_index = _reintern(self.topics, cut["topic_index"])
+            table, template_index = _reintern(self.template_table, cut["template_index"])
+            part = EventColumns(
+                sources,
+                session_lists[partition],
+                topics,
+                table,
+                source_index,
+                session_index[start:stop],
+                template_index,
+                cut["timestamps"],
+                cut["oov"],
+                topic_index,
+                cut["partitions"],
+                cut["offsets"],
+                cut["lines"],
+                cut["ingested_at"],
+                params[first_param : int(param_end[stop - 1])],
+                param_end[start:stop] - first_param,
+                self.watermarks,
+                self.raw_partitions,
+            )
+            groups.append((int(order[start]), partition, part))
         # First appearance order of partitions, as group_by_partition's dict has it.
-        found, first = np.unique(row_partition, return_index=True)
-        order = found[np.argsort(first)]
-        return {int(p): self.take(np.flatnonzero(row_partition == p)) for p in order.tolist()}
+        return {partition: part for _, partition, part in sorted(groups)}
 
     # wire --------------------------------------------------------------------------------------
     def encode(self) -> bytes:
@@ -379,11 +437,19 @@ def _load(data: bytes) -> dict[str, Any]:
     return obj
 
 
-def _array(values: np.ndarray, dtype: str) -> list[str]:
+def _array(values: np.ndarray, dtype: str) -> list[Any]:
+    """`[dtype, base64]`, or `[dtype, value]` when every row holds one value (JSON null: NaN)."""
+    if len(values) > 1:
+        # Floats compare by bit pattern, so that -0.0 and 0.0 stay apart; NaN (no time) is null.
+        same = values.view(np.int64) if values.dtype.kind == "f" else values
+        if same[0] == same[-1] and (same == same[0]).all():
+            return [dtype, None if values[0] != values[0] else values[0].item()]
+        if values.dtype.kind == "f" and np.isnan(values).all():
+            return [dtype, None]
     return [dtype, base64.b64encode(np.ascontiguousarray(values, dtype).tobytes()).decode("ascii")]
 
 
-def _compact(values: np.ndarray, signed: bool = False) -> list[str]:
+def _compact(values: np.ndarray, signed: bool = False) -> list[Any]:
     """The smallest little-endian integer dtype that holds every value."""
     if not len(values):
         return _array(values, "|i1" if signed else "|u1")
@@ -400,17 +466,38 @@ def _compact(values: np.ndarray, signed: bool = False) -> list[str]:
 
 
 def _read_array(raw: Any, name: str, kinds: frozenset[str], n: int) -> np.ndarray:
-    if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(x, str) for x in raw)):
-        raise TypeError(f"{name!r} should be [dtype, base64], got {raw!r:.80}")
-    dtype, text = raw
+    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], str)):
+        raise TypeError(f"{name!r} should be [dtype, data], got {raw!r:.80}")
+    dtype, data = raw
     if dtype not in kinds:
         raise ValueError(f"{name!r} has dtype {dtype!r}, expected one of {sorted(kinds)}")
-    values = np.frombuffer(base64.b64decode(text, validate=True), np.dtype(dtype))
-    if len(values) != n:
-        raise ValueError(f"{name!r} has {len(values)} values, expected {n}")
+    if isinstance(data, str):
+        values = np.frombuffer(base64.b64decode(data, validate=True), np.dtype(dtype))
+        if len(values) != n:
+            raise ValueError(f"{name!r} has {len(values)} values, expected {n}")
+    else:
+        values = np.full(n, _constant(data, name, dtype), np.dtype(dtype))
     if kinds is _UNSIGNED or kinds is _SIGNED:
         return values.astype(np.int64)
     return values
+
+
+def _constant(data: Any, name: str, dtype: str) -> Any:
+    """The one value of a constant column, checked against its dtype."""
+    kind = np.dtype(dtype).kind
+    if kind == "b":
+        if isinstance(data, bool):
+            return data
+    elif kind == "f":
+        if data is None:
+            return np.nan
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return float(data)
+    elif isinstance(data, int) and not isinstance(data, bool):
+        info = np.iinfo(np.dtype(dtype))
+        if info.min <= data <= info.max:
+            return data
+    raise ValueError(f"{name!r}: constant {data!r:.40} does not fit dtype {dtype!r}")
 
 
 def _strings(raw: Any, name: str) -> tuple[str, ...]:
@@ -446,6 +533,16 @@ def _reintern(table: tuple[Any, ...], index: np.ndarray) -> tuple[tuple[Any, ...
     if len(used) == len(table):
         return table, index
     return tuple(table[i] for i in used), (np.cumsum(present) - 1)[index]
+
+
+def _param_positions(ends: np.ndarray, rows: np.ndarray, counts: np.ndarray) -> list[int]:
+    """Flat positions of the parameters of `rows` (whose counts are `counts`), in row order."""
+    if not len(rows):
+        return []
+    starts = ends[rows] - counts
+    # Each row's first position, then +1 per further parameter of the row.
+    shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return (shift + np.arange(int(counts.sum()))).tolist()
 
 
 def _gather(values: Sequence[str], positions: list[int]) -> list[str]:

@@ -41,6 +41,19 @@ def test_round_trip_is_exact(events: tuple[LogEvent, ...]) -> None:
     assert decode_batch(data).to_events() == list(events)
 
 
+def test_columns_of_one_value_travel_as_that_value() -> None:
+    events = [EVENT, EVENT, EVENT]
+    obj = orjson.loads(EventColumns.from_events(events).encode())
+    assert obj["columns"]["offset"] == ["<i2", 12345] and obj["columns"]["oov"] == ["|b1", False]
+    assert obj["columns"]["ingested_at"] == ["<f8", 1_700_000_000.5]
+    signed_zeros = [LogEvent("s", "k", t, 1, "t", (), False) for t in (0.0, -0.0, None, None)]
+    back = decode_batch(EventColumns.from_events(signed_zeros).encode()).to_events()
+    assert back == signed_zeros
+    assert back[1].timestamp is not None and math.copysign(1, back[1].timestamp) == -1.0
+    no_times = [LogEvent("s", "k", None, 1, "t", (), False)] * 3
+    assert decode_batch(EventColumns.from_events(no_times).encode()).to_events() == no_times
+
+
 def test_plain_parameters_travel_as_one_string() -> None:
     obj = orjson.loads(EventColumns.from_events([EVENT, OTHERS[1]]).encode())
     assert obj["params"] == " ".join([*EVENT.params, "p"])
@@ -99,6 +112,9 @@ def _mangled(**changes: object) -> bytes:
         _mangled(params="too few"),
         _mangled(sessions=[1, 2]),
         _mangled(columns="x"),
+        _mangled(columns__oov=["|b1", 1]),  # a constant of the wrong kind
+        _mangled(columns__line=["|i1", 300]),  # a constant past its dtype
+        _mangled(columns__timestamp=["<f8", "1.5"]),
     ],
 )
 def test_malformed_records_raise_data_error(data: bytes) -> None:
