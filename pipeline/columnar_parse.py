@@ -11,12 +11,14 @@ does one pass over a message instead:
 2. Headers: one `findall` of the format's pattern, anchored to each line, over the whole text.
    Unless every line matched (no blank line, no continuation line, no unparsable line), the message
    goes to the exact path.
-3. Session keys: one `findall` of `<session pattern>|\\n` over the text, cut at the newlines.
+3. Session keys and parameters over the joined template texts: one `findall` of the session
+   pattern (cut per line by the cached match counts) and one `split` (each line's parameters at
+   its cached token positions).
 4. Templates: a cache keyed by the line's digit skeleton (digits 1-9 read as `1`, `0` kept: one
-   `translate` per message), which gives the template and where the parameters and session keys
-   sit; a skeleton new to it is looked up by its collapsed form (digit runs as length classes, for
-   the default rules) in a second cache, and only then asked of the miner. A line whose key cannot
-   vouch for it is matched by the miner itself, exactly as `Parser` does.
+   `translate` per message) gives the template, where the parameters sit and how many session
+   keys the line holds. A skeleton new to it is looked up by its collapsed form (digit runs as
+   length classes, for the default rules) in a second cache, and only then asked of the miner. A
+   line whose key cannot vouch for it is matched by the miner itself, exactly as `Parser` does.
 
 Why the skeleton cache is exact. The vetted masking rules (`_DIGIT_BLIND_RULES`) look at a digit
 only through `\\d`, `[0-9...]`-style classes holding every digit, and the literal `0` (`0x` of HEX).
@@ -51,16 +53,15 @@ import math
 import operator
 import re
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any
 
 import numpy as np
 
 from pipeline.event_columns import EventColumns
 from pipeline.formats import BGL, HDFS, LogFormat
-from pipeline.parsing import MAX_MESSAGE_BYTES, NO_SESSION, Parser, ParserStats, extract_params
+from pipeline.parsing import MAX_MESSAGE_BYTES, NO_SESSION, Parser, ParserStats
 from pipeline.records import DeadLetter, SourceOffset, TemplateRecord
 from pipeline.templates import (
     BLOCK_ID,
@@ -111,15 +112,17 @@ class ColumnarResult:
     exact: bool = False  # the message took the exact path (`Parser`)
 
 
-# A cache entry, a plain tuple for fast unpacking: (slot, params, sessions, literal count, oov).
+# A cache entry, a plain tuple (fast to build and index):
+# (slot, parameter positions, key matches, literal count, oov, token count).
 # - slot: the template's index in the parser's template table (`_slots`);
-# - params: tokens -> the line's parameters;
-# - sessions: the token position of the line's one session key (int), the positions of several or
-#   none (tuple), or None: the keys are not whole tokens, find them with `LogFormat.session_keys`;
-# - literal count: occurrences of the format's key literal (`blk_`) in the template text.
-# All follow from the cache key: the session pattern (`blk_-?\\d+`) is digit-blind and takes whole
-# digit runs, as the masking rules do (module docstring).
-_Entry = tuple[int, Callable[[list[str]], tuple[str, ...]], int | tuple[int, ...] | None, int, bool]
+# - parameter positions: which of the line's tokens are its parameters (`extract_params`);
+# - key matches: how many matches of the session pattern the template text holds;
+# - literal count: occurrences of the format's key literal (`blk_`) in the template text;
+# - token count: whitespace-separated tokens in the template text.
+# All follow from the cache key: the key keeps every non-digit character, the session pattern
+# (`blk_-?\\d+`) is digit-blind and takes whole digit runs, as the masking rules do (module
+# docstring).
+_Entry = tuple[int, tuple[int, ...], int, int, bool, int]
 
 
 class _FastFormat:
@@ -158,7 +161,10 @@ class ColumnarParser:
         self.stats: ParserStats = self.exact.stats  # one set of counters for both paths
         self.max_fast_line_chars = max_fast_line_chars
         literal = _VETTED_FORMATS.get((fmt.pattern, fmt.session_pattern))
-        self._fast = _FastFormat(fmt, literal) if literal is not None else None
+        # Keys are found in the template texts, which must then be the content alone (the header
+        # is checked to hold no key literal).
+        vetted = literal is not None and not (fmt.session_pattern and fmt.template_fields)
+        self._fast = _FastFormat(fmt, literal) if vetted and literal is not None else None
         rules = tuple((r.name, r.pattern) for r in miner.config.masking.rules)
         if rules == _DEFAULT_RULES:
             self._key_mode = _KeyMode.COLLAPSED
@@ -226,33 +232,37 @@ class ColumnarParser:
         texts = self._texts(rows)
         if len(text) > self.max_fast_line_chars and not self._lines_fit(text, rows, texts):
             return None
-        cache, keys = self._keys(texts)
+        joined = "\n".join(texts)
+        cache, keys = self._keys(texts, joined)
         entries: list[_Entry] = list(map(cache.get, keys))
         if None in entries:
             entries = self._resolve(cache, keys, texts, entries)
-        tokens = list(map(str.split, texts))
-        line_params = [entry[1](line_tokens) for entry, line_tokens in zip(entries, tokens, strict=True)]
-        line_keys = self._line_keys(text, entries, tokens)
+        n_lines = len(rows)
+        line_keys = self._session_keys(text, joined, entries)
         if line_keys is None:
             return None  # a key literal in some header: the exact path finds its keys
-        n_lines = len(rows)
-        line_slots = [entry[0] for entry in entries]
+        found = self._params(joined, entries)
+        if found is None:
+            return None
+        params, counts = found
+        slots = [entry[0] for entry in entries]
         stamps = self._stamps(rows)
+        lines = np.arange(n_lines, dtype=np.int64)
         if len(line_keys) == n_lines and isinstance(line_keys[0], str):  # one key per line
             sessions: list[str] = line_keys  # type: ignore[assignment]
-            slots, params = line_slots, list(chain.from_iterable(line_params))
-            counts = np.fromiter(map(len, line_params), np.int64, n_lines)
-            lines = np.arange(n_lines, dtype=np.int64)
         else:  # lines with no key or several: one event per key (line_keys holds a tuple per line)
             per_line: list[tuple[str, ...]] = line_keys  # type: ignore[assignment]
             events_per_line = np.fromiter(map(len, per_line), np.int64, n_lines)
             sessions = list(chain.from_iterable(per_line))
-            slots = np.repeat(np.array(line_slots, np.int64), events_per_line).tolist()
-            params = [p for ps, k in zip(line_params, per_line, strict=True) for _ in k for p in ps]
-            counts = np.repeat(np.fromiter(map(len, line_params), np.int64, n_lines), events_per_line)
-            lines = np.repeat(np.arange(n_lines, dtype=np.int64), events_per_line)
+            slots = np.repeat(np.array(slots, np.int64), events_per_line).tolist()
+            ends = np.cumsum(counts)
+            params = [
+                p for i, k in enumerate(per_line) for _ in k for p in params[ends[i] - counts[i] : ends[i]]
+            ]
+            counts = np.repeat(counts, events_per_line)
+            lines = np.repeat(lines, events_per_line)
             stamps = np.repeat(stamps, events_per_line)
-        new_templates = self._observe(line_slots, now_s)
+        new_templates = self._observe([entry[0] for entry in entries], now_s)
         stats = self.stats
         stats.payloads += 1
         stats.records += n_lines
@@ -261,7 +271,45 @@ class ColumnarParser:
         batch = self._columns(source, raw, slots, stamps, lines, sessions, params, np.cumsum(counts))
         return ColumnarResult(batch, (), new_templates, n_lines)
 
-    # pieces ----------------------------------------------------------------------------------
+    def _session_keys(
+        self, text: str, joined: str, entries: list[_Entry]
+    ) -> list[str] | list[tuple[str, ...]] | None:
+        """Each line's session keys: a list of str when every line has exactly one, else a tuple per
+        line (de-duplicated, in order; `(NO_SESSION,)` for none). One `findall` over the joined
+        template texts, cut by the entries' match counts; None when the key literal occurs outside
+        the template texts (a header), which the exact path handles."""
+        fast = self._fast
+        assert fast is not None
+        if fast.sessions is None:
+            return [NO_SESSION] * len(entries)
+        if text.count(fast.literal) != sum(map(_LITERALS, entries)):
+            return None
+        found = fast.sessions.findall(joined)
+        matches = list(map(_KEY_MATCHES, entries))
+        if len(found) == len(entries) and all(m == 1 for m in matches):
+            return found
+        per_line: list[tuple[str, ...]] = []
+        start = 0
+        for count in matches:
+            keys = found[start : start + count]
+            start += count
+            per_line.append(tuple(dict.fromkeys(keys)) if keys else (NO_SESSION,))
+        return per_line
+
+    def _params(self, joined: str, entries: list[_Entry]) -> tuple[list[str], np.ndarray] | None:
+        """Flat parameters of the message's lines and the (lines,) count of each line's: one split of
+        the joined template texts, then each line's parameter positions shifted by its first token.
+        None if the token counts do not add up (they do, as the entries follow from the keys)."""
+        tokens = joined.split()
+        starts = list(accumulate(map(_TOKEN_COUNT, entries), initial=0))
+        if starts[-1] != len(tokens):
+            return None
+        counts = np.fromiter(map(len, map(_POSITIONS, entries)), np.int64, len(entries))
+        picked = [start + i for entry, start in zip(entries, starts[:-1], strict=True) for i in entry[1]]
+        if len(picked) > 1:
+            return list(operator.itemgetter(*picked)(tokens)), counts
+        return [tokens[i] for i in picked], counts
+
     def _texts(self, rows: list[tuple[str, ...]]) -> list[str]:
         """What the miner sees per line (`LogFormat.template_text`)."""
         fast = self._fast
@@ -282,11 +330,11 @@ class ColumnarParser:
             return True
         return max(map(len, text.split("\n"))) <= self.max_fast_line_chars
 
-    def _keys(self, texts: list[str]) -> tuple[dict[Any, _Entry | None], list[Any]]:
+    def _keys(self, texts: list[str], joined: str) -> tuple[dict[Any, _Entry | None], list[Any]]:
         """The cache and each line's key in it, computed for the whole message at once."""
         if self._key_mode is _KeyMode.TEXT:
             return self._text_cache, texts
-        return self._skeleton_cache, "\n".join(texts).encode("ascii").translate(_SKELETON).split(b"\n")
+        return self._skeleton_cache, joined.encode("ascii").translate(_SKELETON).split(b"\n")
 
     def _resolve(
         self, cache: dict[Any, _Entry | None], keys: list[Any], texts: list[str], entries: list[_Entry | None]
@@ -299,10 +347,8 @@ class ColumnarParser:
                 entry = cache.get(key, _MISSING)
                 if entry is _MISSING:
                     entry = self._learn(cache, key, line_text)
-                if entry is None:
-                    match = self.miner.match(line_text)
-                    line_params = extract_params(match.template, line_text)
-                    entry = (self._slot(match), lambda _tokens, p=line_params: p, None, 0, match.oov)
+                if entry is None:  # the miner's own match for this one line, as Parser does
+                    entry = self._entry(self.miner.match(line_text), line_text)
             resolved.append(entry)
         return resolved
 
@@ -329,56 +375,29 @@ class ColumnarParser:
         if cache is not self._text_cache and _DIGIT.search(miner.mask(line_text)) is not None:
             cache[key] = None
             return None
-        match = miner.match(line_text)
-        tokens = line_text.split()
-        template_tokens = match.template.split()
-        if len(tokens) != len(template_tokens):
-            picker = _no_params  # extract_params gives () for a token-count mismatch
-        else:
-            positions = [i for i, (t, tt) in enumerate(zip(tokens, template_tokens, strict=True)) if t != tt]
-            picker = _picker(positions)
-        sessions, literal_count = self._session_positions(line_text, tokens)
-        entry: _Entry = (self._slot(match), picker, sessions, literal_count, match.oov)
+        entry = self._entry(miner.match(line_text), line_text)
         cache[key] = entry
         return entry
 
-    def _line_keys(
-        self, text: str, entries: list[_Entry], tokens: list[list[str]]
-    ) -> list[str] | list[tuple[str, ...]] | None:
-        """Each line's session key (a list of str when every line has exactly one), else a tuple of
-        keys per line; None when the key literal occurs outside what the entries account for."""
+    def _entry(self, match: TemplateMatch, line_text: str) -> _Entry:
+        """What a line's match and text say about every line with the same key."""
+        tokens = line_text.split()
+        template_tokens = match.template.split()
+        if len(tokens) != len(template_tokens):
+            positions: tuple[int, ...] = ()  # extract_params gives () for a token-count mismatch
+        else:
+            pairs = zip(tokens, template_tokens, strict=True)
+            positions = tuple(i for i, (t, tt) in enumerate(pairs) if t != tt)
+        key_matches, literal_count = self._key_counts(line_text)
+        return (self._slot(match), positions, key_matches, literal_count, match.oov, len(tokens))
+
+    def _key_counts(self, line_text: str) -> tuple[int, int]:
+        """Session pattern matches and key literal occurrences in a template text."""
         fast = self._fast
         assert fast is not None
         if fast.sessions is None:
-            return [NO_SESSION] * len(entries)
-        try:  # the common case: every entry knows the position of its one key
-            keys: list[str] = [line[entry[2]] for entry, line in zip(entries, tokens, strict=True)]  # type: ignore[index]
-            literals = sum(map(_LITERALS, entries))
-        except TypeError:  # a position that is a tuple or None
-            return self._line_keys_slow(text, entries, tokens)
-        return keys if text.count(fast.literal) == literals else None
-
-    def _line_keys_slow(
-        self, text: str, entries: list[_Entry], tokens: list[list[str]]
-    ) -> list[tuple[str, ...]] | None:
-        fast = self._fast
-        assert fast is not None
-        lines = text.split("\n")
-        per_line: list[tuple[str, ...]] = []
-        literals = 0
-        for index, (entry, line_tokens) in enumerate(zip(entries, tokens, strict=True)):
-            positions = entry[2]
-            if isinstance(positions, int):
-                per_line.append((line_tokens[positions],))
-                literals += entry[3]
-            elif positions is None:  # keys inside tokens: find them as LogFormat does, in the whole line
-                per_line.append(fast.format.session_keys(lines[index]) or (NO_SESSION,))
-                literals += lines[index].count(fast.literal)
-            else:
-                found = tuple(dict.fromkeys(line_tokens[i] for i in positions))
-                per_line.append(found or (NO_SESSION,))
-                literals += entry[3]
-        return per_line if text.count(fast.literal) == literals else None
+            return 0, 0
+        return len(fast.sessions.findall(line_text)), line_text.count(fast.literal)
 
     def _stamps(self, rows: list[tuple[str, ...]]) -> np.ndarray:
         """(lines,) float64 timestamps (NaN: none), through a memo of the timestamp groups."""
@@ -391,31 +410,6 @@ class ColumnarParser:
         if None in stamps:
             stamps = [self._timestamp(k) if s is None else s for k, s in zip(stamp_keys, stamps, strict=True)]
         return np.array(stamps, np.float64)
-
-    def _session_positions(
-        self, line_text: str, tokens: list[str]
-    ) -> tuple[int | tuple[int, ...] | None, int]:
-        """Token positions of the session keys in the text (None unless each is a whole token), and
-        how often the key literal occurs in it."""
-        fast = self._fast
-        assert fast is not None
-        if fast.sessions is None:
-            return (), 0
-        found = fast.sessions.findall(line_text)
-        literal_count = line_text.count(fast.literal)
-        positions: list[int] = []
-        start = 0
-        for key in found:
-            try:
-                start = tokens.index(key, start)
-            except ValueError:
-                return None, literal_count
-            positions.append(start)
-            start += 1
-        # A key equal to a token could still be a part of another token found first: compare counts.
-        if sum(fast.sessions.fullmatch(t) is not None for t in tokens) != len(found):
-            return None, literal_count
-        return (positions[0] if len(positions) == 1 else tuple(positions)), literal_count
 
     def _slot(self, match: TemplateMatch) -> int:
         key = (match.template_id, match.template, match.oov)
@@ -491,19 +485,9 @@ _CACHE_MAX = 200_000
 
 _OOV = operator.itemgetter(4)
 _LITERALS = operator.itemgetter(3)
-
-
-def _no_params(tokens: list[str]) -> tuple[str, ...]:
-    return ()
-
-
-def _picker(positions: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
-    if not positions:
-        return _no_params
-    if len(positions) == 1:
-        (only,) = positions
-        return lambda tokens: (tokens[only],)
-    return operator.itemgetter(*positions)  # type: ignore[return-value]
+_KEY_MATCHES = operator.itemgetter(2)
+_POSITIONS = operator.itemgetter(1)
+_TOKEN_COUNT = operator.itemgetter(5)
 
 
 def _collapse_runs(ones: bytes) -> bytes:

@@ -32,8 +32,8 @@ base64 of the array's bytes or, when every row holds the same value, that value 
 boolean; null for a float column of NaN): one raw message's events share their source, topic,
 partition, offset and ingest time, which then cost nothing per row. Integer columns use the
 smallest dtype that holds their values. `params` is one string joined by single spaces when no
-parameter is empty or holds whitespace (always so for parameters cut from a line by `str.split`),
-else a JSON list. Parameters of row i are `params[param_end[i-1]:param_end[i]]`.
+parameter holds a space (always so for parameters cut from a line by `str.split`), else a JSON
+list. Parameters of row i are `params[param_end[i-1]:param_end[i]]`.
 
 `decode_batch` reads both versions; `to_events` / `from_events` convert to and from `LogEvent`s
 exactly (a NaN time reads back as None, as `event-batch/1` writes NaN as null).
@@ -236,8 +236,16 @@ class EventColumns:
         n = len(self)
         if not n:
             return {}
+        memo = _PARTITION_MEMO.setdefault(partitions, {})
+        if len(memo) > _PARTITION_MEMO_MAX:
+            memo.clear()
         of_session = np.fromiter(
-            (partition_for(k, partitions) for k in self.sessions), np.int64, len(self.sessions)
+            (
+                memo[k] if k in memo else memo.setdefault(k, partition_for(k, partitions))
+                for k in self.sessions
+            ),
+            np.int64,
+            len(self.sessions),
         )
         if (of_session == of_session[0]).all():
             return {int(of_session[0]): self}
@@ -309,10 +317,8 @@ class EventColumns:
         """`event-batch/2` JSON bytes (see the module docstring)."""
         total = len(self.params)
         blob = " ".join(self.params)
-        # A string is exact only when splitting it at single spaces gives the parameters back.
-        params: str | list[str] = (
-            blob if total == 0 or blob.split(" ") == list(self.params) else list(self.params)
-        )
+        # Splitting at single spaces gives the parameters back iff none of them holds a space.
+        params: str | list[str] = blob if blob.count(" ") == max(0, total - 1) else list(self.params)
         ids = np.fromiter((tid for tid, _ in self.template_table), np.int64, len(self.template_table))
         obj: dict[str, Any] = {
             "schema": EVENT_BATCH_V2_SCHEMA,
@@ -407,6 +413,12 @@ class EventColumns:
         )
 
 
+# Session key -> partition, per partition count: keys recur across batches (a session's lines
+# arrive over many messages), and crc32 of each distinct key per batch adds up.
+_PARTITION_MEMO: dict[int, dict[str, int]] = {}
+_PARTITION_MEMO_MAX = 100_000
+
+
 def decode_batch(data: bytes) -> EventColumns:
     """A `log-events` record of either version as columns; `DataError` for an unknown schema
     (the detect agent dead-letters those)."""
@@ -437,9 +449,12 @@ def _load(data: bytes) -> dict[str, Any]:
     return obj
 
 
-def _array(values: np.ndarray, dtype: str) -> list[Any]:
-    """`[dtype, base64]`, or `[dtype, value]` when every row holds one value (JSON null: NaN)."""
-    if len(values) > 1:
+def _array(values: np.ndarray, dtype: str, constant: bool | None = None) -> list[Any]:
+    """`[dtype, base64]`, or `[dtype, value]` when every row holds one value (JSON null: NaN).
+    `constant`: whether that is so, when the caller knows."""
+    if constant:
+        return [dtype, values[0].item()]
+    if constant is None and len(values) > 1:
         # Floats compare by bit pattern, so that -0.0 and 0.0 stay apart; NaN (no time) is null.
         same = values.view(np.int64) if values.dtype.kind == "f" else values
         if same[0] == same[-1] and (same == same[0]).all():
@@ -454,15 +469,16 @@ def _compact(values: np.ndarray, signed: bool = False) -> list[Any]:
     if not len(values):
         return _array(values, "|i1" if signed else "|u1")
     low, high = int(values.min()), int(values.max())
+    constant = len(values) > 1 and low == high
     if signed:
         for dtype, bits in (("|i1", 7), ("<i2", 15), ("<i4", 31)):
             if -(1 << bits) <= low and high < (1 << bits):
-                return _array(values, dtype)
-        return _array(values, "<i8")
+                return _array(values, dtype, constant)
+        return _array(values, "<i8", constant)
     for dtype, bits in (("|u1", 8), ("<u2", 16), ("<u4", 32)):
         if high < (1 << bits):
-            return _array(values, dtype)
-    return _array(values, "<u8")
+            return _array(values, dtype, constant)
+    return _array(values, "<u8", constant)
 
 
 def _read_array(raw: Any, name: str, kinds: frozenset[str], n: int) -> np.ndarray:
