@@ -54,7 +54,7 @@ import operator
 import re
 from collections import Counter
 from dataclasses import dataclass
-from itertools import accumulate, chain
+from itertools import accumulate, chain, pairwise
 from typing import Any
 
 import numpy as np
@@ -224,13 +224,14 @@ class ColumnarParser:
         fast = self._fast
         assert fast is not None  # _screen checked
         rows = fast.lines.findall(text)
+        newlines = text.count("\n")
         # Every line must be one record: a blank, continuation or unparsable line makes the counts differ.
-        if not rows or len(rows) != text.count("\n") + (0 if text.endswith("\n") else 1):
+        if not rows or len(rows) != newlines + (0 if text.endswith("\n") else 1):
             return None
         if isinstance(rows[0], str):  # a pattern with one group: findall gives strings
             rows = [(r,) for r in rows]
         texts = self._texts(rows)
-        if len(text) > self.max_fast_line_chars and not self._lines_fit(text, rows, texts):
+        if len(text) > self.max_fast_line_chars and not self._lines_fit(text, newlines, rows, texts):
             return None
         joined = "\n".join(texts)
         cache, keys = self._keys(texts, joined)
@@ -245,7 +246,7 @@ class ColumnarParser:
         if found is None:
             return None
         params, counts = found
-        slots = [entry[0] for entry in entries]
+        slots = line_slots = [entry[0] for entry in entries]
         stamps = self._stamps(rows)
         lines = np.arange(n_lines, dtype=np.int64)
         if len(line_keys) == n_lines and isinstance(line_keys[0], str):  # one key per line
@@ -255,14 +256,17 @@ class ColumnarParser:
             events_per_line = np.fromiter(map(len, per_line), np.int64, n_lines)
             sessions = list(chain.from_iterable(per_line))
             slots = np.repeat(np.array(slots, np.int64), events_per_line).tolist()
-            ends = np.cumsum(counts)
+            bounds = list(accumulate(counts.tolist(), initial=0))
             params = [
-                p for i, k in enumerate(per_line) for _ in k for p in params[ends[i] - counts[i] : ends[i]]
+                p
+                for keys, a, b in zip(per_line, bounds, bounds[1:], strict=False)
+                for _ in keys
+                for p in params[a:b]
             ]
             counts = np.repeat(counts, events_per_line)
             lines = np.repeat(lines, events_per_line)
             stamps = np.repeat(stamps, events_per_line)
-        new_templates = self._observe([entry[0] for entry in entries], now_s)
+        new_templates = self._observe(line_slots, now_s)
         stats = self.stats
         stats.payloads += 1
         stats.records += n_lines
@@ -286,14 +290,17 @@ class ColumnarParser:
             return None
         found = fast.sessions.findall(joined)
         matches = list(map(_KEY_MATCHES, entries))
-        if len(found) == len(entries) and all(m == 1 for m in matches):
+        if len(found) != sum(matches):
+            return None  # cannot happen (the counts follow from the keys); the exact path would do
+        if matches.count(1) == len(matches):
             return found
-        per_line: list[tuple[str, ...]] = []
-        start = 0
-        for count in matches:
-            keys = found[start : start + count]
-            start += count
-            per_line.append(tuple(dict.fromkeys(keys)) if keys else (NO_SESSION,))
+        bounds = list(accumulate(matches, initial=0))
+        per_line = [
+            (found[a],) if b - a == 1 else tuple(dict.fromkeys(found[a:b])) if b > a else (NO_SESSION,)
+            for a, b in pairwise(bounds)
+        ]
+        if max(map(len, per_line)) == 1:  # e.g. a key repeated inside a path
+            return [keys[0] for keys in per_line]
         return per_line
 
     def _params(self, joined: str, entries: list[_Entry]) -> tuple[list[str], np.ndarray] | None:
@@ -319,13 +326,13 @@ class ColumnarParser:
             return [row[content] for row in rows]
         return [" ".join([*(row[i] for i in fields), row[content]]) for row in rows]
 
-    def _lines_fit(self, text: str, rows: list[tuple[str, ...]], texts: list[str]) -> bool:
+    def _lines_fit(self, text: str, newlines: int, rows: list[tuple[str, ...]], texts: list[str]) -> bool:
         """Whether no line is over `max_fast_line_chars`. Cheap bound first: a line is at most the
         longest content plus every line's header together."""
         fast = self._fast
         assert fast is not None
         contents = texts if not fast.template_fields else [row[fast.content] for row in rows]
-        headers = len(text) - text.count("\n") - sum(map(len, contents))
+        headers = len(text) - newlines - sum(map(len, contents))
         if max(map(len, contents)) + headers <= self.max_fast_line_chars:
             return True
         return max(map(len, text.split("\n"))) <= self.max_fast_line_chars
