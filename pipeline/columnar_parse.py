@@ -346,18 +346,18 @@ class ColumnarParser:
     def _resolve(
         self, cache: dict[Any, _Entry | None], keys: list[Any], texts: list[str], entries: list[_Entry | None]
     ) -> list[_Entry]:
-        """Fill the lines the cache had nothing for: learn new keys; for keys that cannot vouch, the
-        miner's own match and `extract_params`, with keys found by `LogFormat.session_keys`."""
-        resolved: list[_Entry] = []
-        for key, line_text, entry in zip(keys, texts, entries, strict=True):
+        """Fill the lines the cache had nothing for: learn new keys; for keys that cannot vouch, an
+        entry from the miner's own match of that one line, as `Parser` does."""
+        resolved = list(entries)
+        for index in [i for i, entry in enumerate(entries) if entry is None]:
+            key, line_text = keys[index], texts[index]
+            entry = cache.get(key, _MISSING)
+            if entry is _MISSING:
+                entry = self._learn(cache, key, line_text)
             if entry is None:
-                entry = cache.get(key, _MISSING)
-                if entry is _MISSING:
-                    entry = self._learn(cache, key, line_text)
-                if entry is None:  # the miner's own match for this one line, as Parser does
-                    entry = self._entry(self.miner.match(line_text), line_text)
-            resolved.append(entry)
-        return resolved
+                entry = self._entry(self.miner.match(line_text), line_text)
+            resolved[index] = entry
+        return resolved  # type: ignore[return-value]
 
     def _learn(self, cache: dict[Any, _Entry | None], key: Any, line_text: str) -> _Entry | None:
         """The entry of a key new to `cache`: through the collapsed cache when the rules allow
@@ -414,8 +414,10 @@ class ColumnarParser:
             return np.full(len(rows), math.nan)
         stamp_keys = list(map(fast.time_key, rows))
         stamps = list(map(self._times.get, stamp_keys))
-        if None in stamps:
-            stamps = [self._timestamp(k) if s is None else s for k, s in zip(stamp_keys, stamps, strict=True)]
+        if None in stamps:  # read each new time once (a second's lines come together), then look up
+            missing = dict.fromkeys(k for k, s in zip(stamp_keys, stamps, strict=True) if s is None)
+            values = {k: self._timestamp(k) for k in missing}
+            stamps = [values[k] if s is None else s for k, s in zip(stamp_keys, stamps, strict=True)]
         return np.array(stamps, np.float64)
 
     def _slot(self, match: TemplateMatch) -> int:
