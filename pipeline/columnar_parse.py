@@ -84,7 +84,7 @@ _DIGIT = re.compile(r"[0-9]")
 _SKELETON = bytes.maketrans(b"123456789", b"111111111")
 _ALL_ONES = bytes.maketrans(b"0123456789", b"1111111111")
 # (pattern, session pattern) of the formats whose anchored pattern is proven equal to `re.match`,
-# with a literal every session key contains (see `_Entry.sessions`).
+# with a literal every session key contains (`_session_keys` checks that no header holds one).
 _VETTED_FORMATS: dict[tuple[str, str], str] = {
     (HDFS.pattern, HDFS.session_pattern): "blk_",
     (BGL.pattern, BGL.session_pattern): "",
@@ -179,7 +179,7 @@ class ColumnarParser:
         self._slots: list[tuple[int, str]] = []  # template table of every entry, by slot
         self._slot_of: dict[tuple[int, str, bool], int] = {}
         self._slot_match: list[TemplateMatch] = []  # per slot: its (id, text, oov) match
-        self._times: dict[tuple[str, ...], float] = {}
+        self._times: dict[Any, float] = {}  # timestamp group values -> Unix s (NaN: none)
         self.fast_messages = 0
         self.exact_messages = 0
 
