@@ -85,7 +85,7 @@ def test_every_bgl_line(data_dir: Path) -> None:
     lines = [line for name in BGL_FILES for line in read_lines(data_dir / name)]
     old, new = _pair(BGL, _frozen(BGL, lines[: len(lines) // 3], bgl_drain_config()))
     payloads = _messages(lines, 250)
-    # All on the fast path; lines with digits no mask takes (`0x...` of ciod, ...) go to the miner.
+    # All on the fast path; lines whose digits no mask takes (`lr:00004ed0`, chip ids) go to the miner.
     assert _assert_same(old, new, payloads) == len(payloads)
     assert old.stats.records == len(lines) and old.stats.oov_records > 0
 
