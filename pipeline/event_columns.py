@@ -330,23 +330,38 @@ class EventColumns:
             "template_texts": [text for _, text in self.template_table],
             "params": params,
             "columns": {
-                "source": _compact(self.source_index),
-                "session": _compact(self.session_index),
-                "template": _compact(self.template_index),
+                **self._integer_columns(),
                 "timestamp": _array(self.timestamps, "<f8"),
                 "oov": _array(self.oov, "|b1"),
-                "topic": _compact(self.topic_index),
-                "partition": _compact(self.partitions, signed=True),
-                "offset": _compact(self.offsets, signed=True),
-                "line": _compact(self.lines, signed=True),
                 "ingested_at": _array(self.ingested_at, "<f8"),
-                "param_end": _compact(self.param_end, signed=True),
             },
         }
         if self.raw_partitions:
             obj["watermarks"] = [[p, ts] for p, ts in self.watermarks]
             obj["raw_partitions"] = self.raw_partitions
         return orjson.dumps(obj)
+
+    def _integer_columns(self) -> dict[str, list[Any]]:
+        """The integer columns in their smallest dtypes. Their ranges come from one stacked min and
+        max (a batch is small: per-call overhead, not data, is what costs)."""
+        columns = (
+            ("source", self.source_index, False),
+            ("session", self.session_index, False),
+            ("template", self.template_index, False),
+            ("topic", self.topic_index, False),
+            ("partition", self.partitions, True),
+            ("offset", self.offsets, True),
+            ("line", self.lines, True),
+            ("param_end", self.param_end, True),
+        )
+        if not len(self):
+            return {name: _compact(values, signed) for name, values, signed in columns}
+        stacked = np.stack([values for _, values, _ in columns])  # (8, n) int64
+        lows, highs = stacked.min(axis=1).tolist(), stacked.max(axis=1).tolist()
+        return {
+            name: _compact(values, signed, low, high)
+            for (name, values, signed), low, high in zip(columns, lows, highs, strict=True)
+        }
 
     @classmethod
     def decode(cls, data: bytes) -> EventColumns:
@@ -464,11 +479,15 @@ def _array(values: np.ndarray, dtype: str, constant: bool | None = None) -> list
     return [dtype, base64.b64encode(np.ascontiguousarray(values, dtype).tobytes()).decode("ascii")]
 
 
-def _compact(values: np.ndarray, signed: bool = False) -> list[Any]:
-    """The smallest little-endian integer dtype that holds every value."""
+def _compact(
+    values: np.ndarray, signed: bool = False, low: int | None = None, high: int | None = None
+) -> list[Any]:
+    """The smallest little-endian integer dtype that holds every value (`low`, `high`: their range,
+    when the caller knows it)."""
     if not len(values):
         return _array(values, "|i1" if signed else "|u1")
-    low, high = int(values.min()), int(values.max())
+    if low is None or high is None:
+        low, high = int(values.min()), int(values.max())
     constant = len(values) > 1 and low == high
     if signed:
         for dtype, bits in (("|i1", 7), ("<i2", 15), ("<i4", 31)):
