@@ -254,23 +254,21 @@ class EventColumns:
         order = np.argsort(row_partition, kind="stable")
         bounds = (np.flatnonzero(np.diff(row_partition[order])) + 1).tolist()
         starts, stops = [0, *bounds], [*bounds, n]
-        # A session lives on one partition: its index there is its rank among that partition's sessions.
-        rank = np.empty(len(self.sessions), np.int64)
-        session_lists: dict[int, tuple[str, ...]] = {}
-        for partition in np.unique(of_session).tolist():
-            members = np.flatnonzero(of_session == partition)
-            rank[members] = np.arange(len(members))
-            session_lists[partition] = tuple(self.sessions[i] for i in members.tolist())
-        session_index = rank[self.session_index][order]
+        group = np.repeat(np.arange(len(starts)), np.diff([*starts, n]))  # (n,) group of each sorted row
+        # Sessions and templates re-interned per group at once: a (groups, table) table of which
+        # entries each group uses; an entry's new index is how many used ones come before it.
+        sessions_used, session_index = _reintern_groups(len(self.sessions), group, self.session_index[order])
+        templates_used, template_index = _reintern_groups(
+            len(self.template_table), group, self.template_index[order]
+        )
         ends = self.param_end
         counts = (ends - np.concatenate(([0], ends[:-1])))[order]
         params = _gather(self.params, _param_positions(ends, order, counts))
-        param_end = np.cumsum(counts)
-        columns = {
-            name: getattr(self, name)[order]
+        param_end = np.cumsum(counts).tolist()
+        columns = [
+            getattr(self, name)[order]
             for name in (
                 "source_index",
-                "template_index",
                 "timestamps",
                 "oov",
                 "topic_index",
@@ -279,36 +277,37 @@ class EventColumns:
                 "lines",
                 "ingested_at",
             )
-        }
+        ]
+        param_end_array = np.asarray(param_end, np.int64)
         groups = []
-        for start, stop in zip(starts, stops, strict=True):
-            partition = int(row_partition[order[start]])
-            first_param = int(param_end[start - 1]) if start else 0
-            cut = {name: values[start:stop] for name, values in columns.items()}
-            sources, source_index = _reintern(self.sources, cut["source_index"])
-            topics, topic_index = _reintern(self.topics, cut["topic_index"])
-            table, template_index = _reintern(self.template_table, cut["template_index"])
+        for k, (start, stop) in enumerate(zip(starts, stops, strict=True)):
+            sources_k, timestamps, oov, topics_k, raw_partitions, offsets, lines, ingested = (
+                c[start:stop] for c in columns
+            )
+            sources, source_index = _reintern(self.sources, sources_k)
+            topics, topic_index = _reintern(self.topics, topics_k)
+            first_param = param_end[start - 1] if start else 0
             part = EventColumns(
                 sources,
-                session_lists[partition],
+                _pick(self.sessions, sessions_used[k]),
                 topics,
-                table,
+                _pick(self.template_table, templates_used[k]),
                 source_index,
                 session_index[start:stop],
-                template_index,
-                cut["timestamps"],
-                cut["oov"],
+                template_index[start:stop],
+                timestamps,
+                oov,
                 topic_index,
-                cut["partitions"],
-                cut["offsets"],
-                cut["lines"],
-                cut["ingested_at"],
-                params[first_param : int(param_end[stop - 1])],
-                param_end[start:stop] - first_param,
+                raw_partitions,
+                offsets,
+                lines,
+                ingested,
+                params[first_param : param_end[stop - 1]],
+                param_end_array[start:stop] - first_param,
                 self.watermarks,
                 self.raw_partitions,
             )
-            groups.append((int(order[start]), partition, part))
+            groups.append((int(order[start]), int(row_partition[order[start]]), part))
         # First appearance order of partitions, as group_by_partition's dict has it.
         return {partition: part for _, partition, part in sorted(groups)}
 
@@ -578,6 +577,23 @@ def _param_positions(ends: np.ndarray, rows: np.ndarray, counts: np.ndarray) -> 
     # Each row's first position, then +1 per further parameter of the row.
     shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
     return (shift + np.arange(int(counts.sum()))).tolist()
+
+
+def _reintern_groups(size: int, group: np.ndarray, index: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+    """Per group, the table entries its rows use (in table order), and each row's index into its
+    group's smaller table. `group` (n,) is non-decreasing from 0; `index` (n,) indexes a table of
+    `size` entries."""
+    groups = int(group[-1]) + 1
+    used = np.zeros((groups, size), np.bool_)
+    used[group, index] = True
+    renumber = np.cumsum(used, axis=1) - 1  # (groups, size)
+    return [np.flatnonzero(row).tolist() for row in used], renumber[group, index]
+
+
+def _pick(table: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
+    if len(positions) > 1:
+        return operator.itemgetter(*positions)(table)  # type: ignore[no-any-return]
+    return tuple(table[i] for i in positions)
 
 
 def _gather(values: Sequence[str], positions: list[int]) -> list[str]:
