@@ -366,14 +366,20 @@ class TemplateRegistry:
     def __init__(self) -> None:
         self._entries: dict[int, TemplateEntry] = {}
 
-    def observe(self, match: TemplateMatch, now_s: float) -> TemplateRecord | None:
+    def observe(self, match: TemplateMatch, now_s: float, count: int = 1) -> TemplateRecord | None:
+        """Count `count` lines of `match`'s template; a record to publish when its id is new.
+
+        `count` > 1 equals that many calls (the columnar parser counts a message's lines per
+        template first): the record of a new id still says count 1, as the first call would."""
         entry = self._entries.get(match.template_id)
         if entry is not None:
-            entry.count += 1
+            entry.count += count
             return None
         entry = TemplateEntry(match.template, now_s, 1, match.replaces_id)
         self._entries[match.template_id] = entry
-        return self._record(match.template_id, entry, oov=match.oov)
+        record = self._record(match.template_id, entry, oov=match.oov)
+        entry.count += count - 1
+        return record
 
     def load(self, record: TemplateRecord) -> None:
         """Adopt a record read back from the topic (restart); keeps the earliest first_seen."""

@@ -201,6 +201,18 @@ def test_registry_records_new_ids_once_and_counts() -> None:
     assert len(registry) == 2 and first.template_id in registry
 
 
+def test_registry_observe_with_a_count_equals_that_many_observes() -> None:
+    match = TemplateMiner().learn(LINES[0])
+    one_by_one, counted = TemplateRegistry(), TemplateRegistry()
+    first, *rest = [one_by_one.observe(match, now_s=7.0) for _ in range(5)]
+    assert first is not None and first.count == 1 and rest == [None] * 4
+    assert counted.observe(match, now_s=7.0, count=5) == first  # the new id's record says count 1
+    assert counted.observe(match, now_s=8.0, count=2) is None
+    one_by_one.observe(match, now_s=8.0)
+    one_by_one.observe(match, now_s=8.0)
+    assert counted.records() == one_by_one.records()
+
+
 def test_from_templates_gives_the_mined_ids_on_real_hdfs(data_dir: Path) -> None:
     from pipeline.datasets.loghub import hdfs_lines
     from pipeline.formats import HDFS
