@@ -131,21 +131,33 @@ def consume(client: Consumer, timeout_s: float, idle_s: float = 2.0) -> Iterator
         yield msg
 
 
+def topic_partitions(client: Consumer, topic: str, what: str, timeout_s: float = 10.0) -> list[int]:
+    """The partition numbers of `topic`, or an InfrastructureError naming `what` was being done and
+    whether the broker or the topic is missing."""
+    try:
+        metadata = client.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    except KafkaException as exc:
+        raise InfrastructureError(
+            f"kafka: {what} {topic}: no metadata from the broker ({exc.args[0]}); "
+            "check that the broker runs (`logad kafka start`)"
+        ) from exc
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise InfrastructureError(
+            f"kafka: {what} {topic}: no such topic ({None if metadata is None else metadata.error}); "
+            "check the topic name setting and that `logad up` created the pipeline's topics"
+        )
+    return sorted(metadata.partitions)
+
+
 def end_offsets(client: Consumer, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
     """Per partition of `topic`, the offset the next record written there will get (high watermark)."""
     from confluent_kafka import TopicPartition
 
+    partitions = topic_partitions(client, topic, "end offsets of", timeout_s)
     try:
-        metadata = client.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            error = None if metadata is None else metadata.error
-            raise InfrastructureError(
-                f"kafka: end offsets of {topic}: no such topic ({error}); "
-                "check the topic name and that `logad up` created the topics"
-            )
         return {
             p: client.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
-            for p in sorted(metadata.partitions)
+            for p in partitions
         }
     except KafkaException as exc:
         raise InfrastructureError(
@@ -457,21 +469,9 @@ def follow_topic(
         }
     )
     try:
-        try:
-            metadata = client.list_topics(topic, timeout=10).topics.get(topic)
-        except KafkaException as exc:
-            raise InfrastructureError(
-                f"kafka: follow {topic}: no metadata from {settings.bootstrap_servers} ({exc}); "
-                "check that the broker runs (`logad kafka start`)"
-            ) from exc
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise InfrastructureError(
-                f"kafka: follow {topic}: the topic does not exist at {settings.bootstrap_servers} "
-                f"({None if metadata is None else metadata.error}); `logad up` creates the pipeline's "
-                "topics, or check the topic name setting"
-            )
+        partitions = topic_partitions(client, topic, "follow")
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        client.assign([TopicPartition(topic, p, start) for p in sorted(metadata.partitions)])
+        client.assign([TopicPartition(topic, p, start) for p in partitions])
         while True:
             msg = client.poll(poll_s)
             if msg is None:

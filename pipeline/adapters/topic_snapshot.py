@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from tqdm import tqdm
 
+from pipeline.adapters.kafka import topic_partitions
 from pipeline.errors import InfrastructureError
 from pipeline.settings import Settings
 
@@ -77,21 +78,10 @@ class TopicSnapshot:
             self._client = None
 
     def _measure(self, client: Consumer) -> TopicExtent:
-        try:
-            metadata = client.list_topics(self.topic, timeout=10).topics.get(self.topic)
-        except KafkaException as exc:
-            raise InfrastructureError(
-                f"read topic {self.topic}: no metadata from {self.settings.bootstrap_servers} ({exc}); "
-                "check that the broker runs (`logad kafka start`)"
-            ) from exc
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            raise InfrastructureError(
-                f"read topic {self.topic}: the topic does not exist at {self.settings.bootstrap_servers} "
-                f"({None if metadata is None else metadata.error}); check the topic name"
-            )
+        partitions = topic_partitions(client, self.topic, "read topic")
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
-        for partition in sorted(metadata.partitions):
+        for partition in partitions:
             low, high = client.get_watermark_offsets(TopicPartition(self.topic, partition), timeout=10)
             if high > low:  # an empty partition has nothing to wait for
                 starts[partition], ends[partition] = low, high
