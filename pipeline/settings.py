@@ -56,6 +56,8 @@ class Settings:
     anomalies_topic: str = "log-anomalies"
     templates_topic: str = "log-templates"
     dead_letter_topic: str = "logad-dead-letter"
+    # Detect agent sessions: a delta per log-events message, snapshots (pipeline.session_state_log)
+    session_state_topic: str = "logad-session-state"
     # Kafka security, passed through to every client (confluent-kafka, aiokafka/Faust).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = ""
@@ -204,6 +206,7 @@ class Settings:
             anomalies_topic=f"{prefix}-anomalies-{run_id}",
             templates_topic=f"{prefix}-templates-{run_id}",
             dead_letter_topic=f"{prefix}-dead-{run_id}",
+            session_state_topic=f"{prefix}-state-{run_id}",
             app_id=f"logad-{prefix}-{run_id}",
         )
 
@@ -214,6 +217,7 @@ class Settings:
             self.anomalies_topic,
             self.templates_topic,
             self.dead_letter_topic,
+            self.session_state_topic,
         )
 
 
