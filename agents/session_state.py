@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # A restore may read a few snapshots' worth of records: give it more than a read-back of a few records.
 RESTORE_TIMEOUT_S = 120.0
-POLICY = SnapshotPolicy()
+POLICY = SnapshotPolicy(min_bytes=settings.session_snapshot_min_bytes)
 
 store = PartitionedSessionStore(settings.window_size)
 _reader = StateLogReader(settings, settings.app_id, timeout_s=RESTORE_TIMEOUT_S)

@@ -88,6 +88,9 @@ class Settings:
     max_line_bytes: int = 1 << 20  # one line over this is a dead letter (`oversized_line`), not its message
     window_size: int = 10
     session_timeout_s: float = 60.0
+    # A partition's sessions are snapshot once the deltas written since the last snapshot reach twice
+    # its size and at least this many bytes (`pipeline.session_state_log.SnapshotPolicy`).
+    session_snapshot_min_bytes: int = 4 << 20
     max_batch_size: int = 1024
     batch_timeout_s: float = 0.05
     web_port: int = 6066
