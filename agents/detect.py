@@ -1,4 +1,7 @@
-"""Detection agent: `log-events` -> session table -> one scoring call per message -> `log-anomalies`.
+"""Detection agent: `log-events` -> sessions -> one scoring call per message -> `log-anomalies`.
+
+Sessions live in worker memory per log-events partition and are written as one delta record per
+message to the session state topic (`agents.session_state`, `pipeline.session_state_log`).
 
 Events of the window sources (`LOGAD_WINDOW_SOURCES`) go to in-memory time windows instead; the
 windows a message closes are classified in one call (`pipeline.window_detection`).
@@ -15,8 +18,8 @@ from typing import Any
 import faust
 import orjson
 
-from agents import lag
-from agents.app import anomalies, app, dead_letters, log_events, metrics, sessions, settings, wall_clock
+from agents import lag, session_state
+from agents.app import anomalies, app, dead_letters, log_events, metrics, settings, wall_clock
 from agents.failures import dead_letter_or_exit
 from agents.ordering import InputRecord, detect_order
 from agents.parse import follower, parsers, watermark, window_follower
@@ -27,7 +30,6 @@ from pipeline.detection import Detector
 from pipeline.errors import DataError
 from pipeline.raw_lines import RawLineReader
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
-from pipeline.sessions import TableSessionStore
 from pipeline.stream_clock import RawWatermarks
 from pipeline.window_classifier import WindowClassifier
 from pipeline.window_detection import WindowDetector
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 
 EXPIRE_EVERY_S = 5.0
 
-store = TableSessionStore(sessions, settings.window_size)
+store = session_state.store
 scorer = next_event_scorer(settings, wall_clock, on_degraded=metrics.set_degraded)
 # Parameter values are checked too when a `deeplog_params` version exists (see pipeline.deployment).
 detector = Detector(
@@ -64,25 +66,31 @@ events_read_through = lag.read_through.setdefault(settings.log_events_topic, {})
 @app.agent(log_events)
 async def detect(stream: faust.StreamT) -> None:
     # Each message already holds many sessions' events of one partition (see agents.parse), so
-    # one message is one scoring batch and table writes go to that partition's changelog.
+    # one message is one scoring batch and one delta record of that partition's state.
     async for record in detect_order.records(stream):
         await _detect(record)
 
 
 async def _detect(record: InputRecord) -> None:
+    # Restored here, in the agent, before the partition's first record: no message of the partition
+    # is still being handled, so the restore sees every delta this worker wrote.
+    await session_state.hold(record.partition)
+    _handling[:] = [record]
     try:
         await _detect_record(record)
     except Exception as exc:  # a bug or an unusable model must not lose the record (agents.failures)
-        # Dead-lettered means not applied: drop the session changes it made and has not written.
+        # Dead-lettered means not applied: undo the session changes it made and has not written.
         store.discard()
         raw = SourceOffset(record.topic, record.partition, record.offset)
         await dead_letter_or_exit("detect", [record.value], raw, exc, also_wait=_delivered)
         events_read_through[record.partition] = record.offset + 1
 
 
+# The log-events record being handled: its offset is what a delta covers (`_delivered`).
+_handling: list[InputRecord] = []
+
+
 async def _detect_record(record: InputRecord) -> None:
-    # Table writes go to the changelog partition of the faust event being handled: `record` is that
-    # event's, or one read back from the same partition.
     try:
         batch = EventBatch.decode(record.value)
     except DataError as exc:
@@ -110,9 +118,6 @@ async def _detect_record(record: InputRecord) -> None:
         metrics.batch_size.observe(result.scored)
         metrics.redelivered.inc(result.redelivered)
         await _publish(result.alerts)
-        # State after its alerts: a worker stopped in between leaves the events to be re-read
-        # (their alerts may repeat under the same id) instead of a state whose alerts never left.
-        store.flush()
         for rejected, reason in result.rejected:
             log.warning("detect: event of session %s rejected: %s", rejected.session_key, reason)
     if windowed:
@@ -134,14 +139,14 @@ async def _detect_record(record: InputRecord) -> None:
                 await _publish(idle.alerts)
         await _expire(record.partition, now)
     await _delivered()
-    # Both after the message's alerts and table writes are acknowledged, with no await in between:
-    # a run that sees this position reached and no session open has every alert in log-anomalies
+    # Both after the message's alerts and state are acknowledged, with no await in between: a run
+    # that sees this position reached and no session open has every alert in log-anomalies
     # (pipeline.progress). The open-session figure is refreshed on every message, not only on expiry.
-    metrics.sessions.set(len(sessions))
+    metrics.sessions.set(len(store))
     events_read_through[record.partition] = record.offset + 1
 
 
-# Alerts sent for the message being handled, awaited with its table writes by `_delivered`.
+# Alerts sent for the message being handled, awaited by `_delivered` before its state is written.
 _sent: list[Awaitable[Any]] = []
 
 
@@ -152,25 +157,30 @@ async def _publish(alerts: Iterable[Alert]) -> None:
 
 
 async def _delivered() -> None:
-    """Wait until this message's alerts and table writes are acknowledged, before faust acks it.
+    """Wait until this message's alerts, then its state, are acknowledged, before faust acks it.
 
     Faust commits the offsets of acked messages on a timer: without this wait the committed offset
     could cover session state or alerts still queued in the producer, lost with a kill -9 or a
     worker leaving the group, and those events were lost to their session. Waiting keeps
-    "committed" behind "written" (at least once), and bounds the queue: without it memory grew by
-    ~4 KB per session in the million-session test.
+    "committed" behind "written" (at least once), and bounds the queue. The state goes out only
+    once the alerts are in: a worker stopped in between leaves the events to be re-read (their
+    alerts may repeat under the same id) instead of a state whose alerts never left.
     """
     sent = _sent.copy()
     _sent.clear()
     await asyncio.gather(*sent)
-    await sessions.written()
+    record = _handling[0]
+    raw = SourceOffset(record.topic, record.partition, record.offset)
+    part = store.current
+    if part is not None:
+        await session_state.write(part, record.offset, raw)
 
 
 async def _expire(partition: int, now: float) -> None:
     if now - _last_expiry.get(partition, 0.0) < EXPIRE_EVERY_S:
         return
     _last_expiry[partition] = now
-    closed = store.idle(now, settings.session_timeout_s, partition, settings.topic_partitions)
+    closed = store.idle(now, settings.session_timeout_s)
     if closed:
         try:
             end_id = follower.current().session_end_id
@@ -182,7 +192,7 @@ async def _expire(partition: int, now: float) -> None:
             what = "the state of a session that was closing (JSON); it was removed without its end check"
             raw = SourceOffset(settings.log_events_topic, partition)
             await dead_letter_or_exit("expire", states, raw, exc, also_wait=_delivered, what=what)
-        store.remove(closed)  # after the alerts (see TableSessionStore.idle)
+        store.remove(closed)  # after the alerts (see PartitionedSessionStore.idle)
         verdicts = detector.finalize(closed)
         flagged = sum(1 for v in verdicts if v.anomalous)
         log.info(

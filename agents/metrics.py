@@ -59,7 +59,13 @@ class Metrics:
             registry=r,
         )
         self.consumer_lag = Gauge("logad_consumer_lag", "messages not yet consumed", ["topic"], registry=r)
-        self.sessions = Gauge("logad_sessions_open", "sessions held in this worker's table", registry=r)
+        self.sessions = Gauge("logad_sessions_open", "sessions held by this worker", registry=r)
+        self.state_records = Counter(
+            "logad_session_state_records", "delta records written to the session state topic", registry=r
+        )
+        self.state_snapshots = Counter(
+            "logad_session_state_snapshots", "snapshots of a partition's sessions written", registry=r
+        )
         self.windows_open = Gauge(
             "logad_windows_open", "time windows of window sources not yet closed (worker memory)", registry=r
         )

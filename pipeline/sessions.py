@@ -1,7 +1,7 @@
 """Per-session state for online detection: the last l template ids, timestamps, causes already alerted.
 
-The state is a small frozen record that round-trips through a plain JSON dict, so a Faust table
-(backed by its changelog) can hold it and a restarted worker resumes where it stopped. The logic is
+The state is a small frozen record that round-trips through a plain JSON dict, so the session state
+log (`pipeline.session_state_log`) can hold it and a restarted worker resumes where it stopped. The logic is
 pure: `advance(state, event, window_size, now)` returns the new state and the next-event query for
 the event; `is_expired(state, now, timeout_s)` decides inactivity. Time always comes in as an
 argument. `SessionTracker` keeps many sessions in memory (offline replay, tests) with memory bounded
@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from pipeline.errors import DataError
-from pipeline.partitioning import partition_for
 from pipeline.windows import PAD_ID
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ _READABLE_VERSIONS = frozenset({1, SESSION_SCHEMA_VERSION})
 # its raw lines back (`pipeline.raw_lines`) without any raw text kept in the state or the events.
 RawPosition = tuple[int, int, int]
 # A state keeps its positions flat, (p0, o0, l0, p1, o1, l1, ...): a flat list of ints is what costs
-# least to build, write to the changelog as JSON and read back, and that happens for every event.
+# least to build, write to the state log as JSON and read back, and that happens for every event.
 FlatPositions = tuple[int, ...]
 
 
@@ -57,7 +56,7 @@ class SessionEvent(Protocol):
 
 
 def store_key(source: str, session_key: str) -> str:
-    """The key of a session in a table: sessions of different sources never collide."""
+    """The key of a session in a store: sessions of different sources never collide."""
     return f"{source}|{session_key}"
 
 
@@ -88,7 +87,7 @@ class SessionState:
     alerted: frozenset[str] = field(default_factory=frozenset)  # AlertKind values already sent
     # Per raw topic-partition ("topic/partition"), the (offset, line) of the last event applied. Kafka
     # delivers at least once: after a crash a worker re-reads messages whose effects may already be
-    # in the changelog, and an event at or before its mark is such a re-delivery.
+    # in the state log, and an event at or before its mark is such a re-delivery.
     marks: tuple[tuple[str, int, int], ...] = ()
     # Raw positions of the last l events (as many as `window`), oldest first and flat (see
     # `positions`): what an alert reads back to show its raw lines. Events outside Kafka add none.
@@ -111,7 +110,7 @@ class SessionState:
         return self if kind in self.alerted else replace(self, alerted=self.alerted | {kind})
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain JSON-able dict (a Faust table value); lists and numbers only, no pickle."""
+        """A plain JSON-able dict (in the session state log); lists and numbers only, no pickle."""
         return {
             "v": SESSION_SCHEMA_VERSION,
             "source": self.source,
@@ -134,7 +133,7 @@ class SessionState:
         if version not in _READABLE_VERSIONS:
             raise DataError(
                 f"session state: expected schema v1 or v{SESSION_SCHEMA_VERSION}, got {version!r} in "
-                f"{str(data)[:120]}; drop the session table (its changelog topic) or migrate it"
+                f"{str(data)[:120]}; delete the session state topic or migrate it"
             )
         try:
             return cls(
@@ -152,7 +151,7 @@ class SessionState:
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(
                 f"session state: malformed value {str(data)[:120]} ({exc!r}); expected the fields of "
-                f"SessionState.to_dict, drop or repair the session table"
+                f"SessionState.to_dict, delete or repair the session state topic"
             ) from exc
 
 
@@ -235,7 +234,8 @@ def is_expired(state: SessionState, now: float, timeout_s: float) -> bool:
 
 
 class SessionStore(Protocol):
-    """Where a detector keeps session states: the in-memory tracker or a Faust table (`TableSessionStore`)."""
+    """Where a detector keeps session states: the in-memory tracker, or the partitions of a worker
+    (`pipeline.session_partitions.PartitionedSessionStore`)."""
 
     def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery | None:
         """The event's query; None when the event is a re-delivery its session already applied."""
@@ -244,83 +244,6 @@ class SessionStore(Protocol):
     def get(self, source: str, session_key: str) -> SessionState | None: ...
 
     def put(self, state: SessionState) -> None: ...
-
-
-class TableSessionStore:
-    """Session states in any mutable mapping of plain dicts (a Faust table backed by its changelog)."""
-
-    def __init__(self, table: MutableMapping[str, Any], window_size: int) -> None:
-        self.table = table
-        self.window_size = window_size
-        # Changes are held here until `flush`: a Faust table writes one changelog message per
-        # assignment, so a batch touching a session many times should write it once.
-        self._dirty: dict[str, SessionState] = {}
-
-    def get(self, source: str, session_key: str) -> SessionState | None:
-        key = store_key(source, session_key)
-        state = self._dirty.get(key)
-        if state is not None:
-            return state
-        value = self.table.get(key)
-        return None if value is None else SessionState.from_dict(value)
-
-    def put(self, state: SessionState) -> None:
-        self._dirty[state.key] = state
-
-    def flush(self) -> int:
-        """Write the changed sessions to the table (one write each); returns how many."""
-        dirty, self._dirty = self._dirty, {}
-        for key, state in dirty.items():
-            self.table[key] = state.to_dict()
-        return len(dirty)
-
-    def discard(self) -> int:
-        """Forget the changes not flushed yet (a message whose handling failed must leave no trace:
-        it is dead-lettered, and its events are applied only if it is replayed); returns how many."""
-        dirty, self._dirty = self._dirty, {}
-        return len(dirty)
-
-    def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery | None:
-        state = self.get(event.source, event.session_key) or new_session(event.source, event.session_key)
-        if is_redelivery(state, event):
-            return None
-        state, query = advance(state, event, self.window_size, now)
-        self.put(state)
-        return query
-
-    def idle(
-        self, now: float, timeout_s: float, partition: int | None = None, partitions: int = 1
-    ) -> list[SessionState]:
-        """Inactive sessions, optionally only those living on `partition`; they stay until `remove`.
-
-        Two steps, so a worker publishes a closed session's alerts before the session leaves the
-        table: stopped in between, it leaves the session for a restart to close again (an alert may
-        repeat, under its stable id) rather than a deleted session whose alert never went out.
-        A Faust table writes its changelog to the partition of the event being processed, so a
-        worker may only touch the sessions of the partition whose message it is handling.
-        """
-        self.flush()
-        # This scans every session of the worker each few seconds: look at the raw dicts and build a
-        # SessionState only for the few that are due.
-        due = [
-            value
-            for value in list(self.table.values())
-            if (value.get("touched_at") is None or now - value["touched_at"] >= timeout_s)
-            and (partition is None or partition_for(value.get("session_key", ""), partitions) == partition)
-        ]
-        return [SessionState.from_dict(value) for value in due]
-
-    def remove(self, states: Iterable[SessionState]) -> None:
-        for state in states:
-            self.table.pop(state.key, None)
-
-    def expire(
-        self, now: float, timeout_s: float, partition: int | None = None, partitions: int = 1
-    ) -> list[SessionState]:
-        """Remove and return inactive sessions (`idle` then `remove`)."""
-        expired = self.idle(now, timeout_s, partition, partitions)
-        self.remove(expired)
-        return expired
 
 
 class SessionTracker:

@@ -56,6 +56,8 @@ class Settings:
     anomalies_topic: str = "log-anomalies"
     templates_topic: str = "log-templates"
     dead_letter_topic: str = "logad-dead-letter"
+    # Detect agent sessions: a delta per log-events message, snapshots (pipeline.session_state_log)
+    session_state_topic: str = "logad-session-state"
     # Kafka security, passed through to every client (confluent-kafka, aiokafka/Faust).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = ""
@@ -86,6 +88,9 @@ class Settings:
     max_line_bytes: int = 1 << 20  # one line over this is a dead letter (`oversized_line`), not its message
     window_size: int = 10
     session_timeout_s: float = 60.0
+    # A partition's sessions are snapshot once the deltas written since the last snapshot reach twice
+    # its size and at least this many bytes (`pipeline.session_state_log.SnapshotPolicy`).
+    session_snapshot_min_bytes: int = 4 << 20
     max_batch_size: int = 1024
     batch_timeout_s: float = 0.05
     web_port: int = 6066
@@ -204,6 +209,7 @@ class Settings:
             anomalies_topic=f"{prefix}-anomalies-{run_id}",
             templates_topic=f"{prefix}-templates-{run_id}",
             dead_letter_topic=f"{prefix}-dead-{run_id}",
+            session_state_topic=f"{prefix}-state-{run_id}",
             app_id=f"logad-{prefix}-{run_id}",
         )
 
@@ -214,6 +220,7 @@ class Settings:
             self.anomalies_topic,
             self.templates_topic,
             self.dead_letter_topic,
+            self.session_state_topic,
         )
 
 

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COMPACTED = {"cleanup.policy": "compact"}
+# The session state log (pipeline.session_state_log) is read from its newest snapshot, which a
+# partition rewrites at least every `SnapshotPolicy.max_age_s` (6 h): a week's retention keeps it.
+STATE_LOG = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 
 
 def admin(settings: Settings) -> AdminClient:
@@ -58,6 +61,8 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.anomalies_topic, p, {}),
         TopicSpec(settings.templates_topic, 1, COMPACTED),
         TopicSpec(settings.dead_letter_topic, 1, {}),
+        # Partitioned like log-events: partition p holds the state of log-events partition p's sessions.
+        TopicSpec(settings.session_state_topic, p, STATE_LOG),
     ]
 
 

@@ -50,14 +50,19 @@ def test_kill_9_mid_replay_and_restart_loses_nothing(
     tmp_path: Path,
 ) -> None:
     lines, anomalous = hdfs
-    settings = run_settings(kafka_server, triton_server, unique, tmp_path)
+    # Small snapshots, so that the restore starts from a snapshot and replays the deltas after it.
+    settings = run_settings(
+        kafka_server, triton_server, unique, tmp_path, session_snapshot_min_bytes=32 << 10
+    )
     replay = BackgroundReplay(settings, lines, "hdfs", RATE)
     first = Worker(settings, tmp_path / "first.log").start()
     try:
         replay.start()
         first.wait_counter("logad_lines_total", len(lines) * 0.3)
+        snapshots = first.counter("logad_session_state_snapshots_total")
     finally:
         first.stop(kill=True)  # SIGKILL: no commit, no flush, no goodbye
+    assert snapshots > 0
     second = Worker(settings, tmp_path / "second.log").start()
     try:
         replay.finish()
@@ -71,7 +76,8 @@ def test_kill_9_mid_replay_and_restart_loses_nothing(
         alerts, offline_result(lines, triton_server, deployed, "hdfs"), anomalous, deployed
     )
     print(
-        f"kill -9: {redelivered:.0f} re-delivered events skipped; {read_back:.0f} records read back "
+        f"kill -9: {snapshots:.0f} snapshots before; {redelivered:.0f} re-delivered events skipped; "
+        f"{read_back:.0f} records read back "
         f"that faust skipped; {scores}"
     )
 

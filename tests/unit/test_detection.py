@@ -22,11 +22,12 @@ from pipeline.scoring import (
     WindowClassBatch,
     WindowClassScores,
 )
-from pipeline.sessions import SessionTracker, TableSessionStore
+from pipeline.sessions import SessionTracker
 from pipeline.time_windows import Window
 from pipeline.window_classifier import WindowClassifier
 from pipeline.windows import SESSION_END_ID, next_event_windows
 from tests.unit.test_scoring import Clock, publish
+from tests.unit.test_sessions import single_partition_store
 
 TEMPLATES = {1: "open <*>", 2: "write <*>", 3: "close <*>", 4: "delete <*>", 5: "verify <*>"}
 # Start with 1; 1 -> 2 or 5; 2 -> 2 or 3; 3 -> 4. Event 9 is unknown.
@@ -182,12 +183,12 @@ def test_streaming_verdicts_equal_offline(batch_size: int, window_size: int, see
     assert 0 < sum(offline_flags(fake, sessions, window_size)) < len(sessions)
 
 
-def test_table_store_gives_the_same_alerts_as_the_tracker() -> None:
+def test_partition_store_gives_the_same_alerts_as_the_tracker() -> None:
     rng = random.Random(5)
     sessions = [[rng.choice([1, 2, 3, 4, 5, 9]) for _ in range(rng.randint(1, 9))] for _ in range(30)]
     stream = interleave(sessions, 5)
     runs = []
-    for store in (SessionTracker(3, 1e9), TableSessionStore({}, 3)):
+    for store in (SessionTracker(3, 1e9), single_partition_store(3)):
         det = Detector(FakeNextEventScorer(TRANSITIONS, k=2), TEMPLATES, store)
         runs.append(asyncio.run(replay(det, stream, batch_size=16)).alerts)
     assert runs[0] == runs[1] and len(runs[0]) > 0

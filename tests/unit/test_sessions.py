@@ -8,11 +8,12 @@ import pytest
 
 from pipeline.errors import DataError
 from pipeline.records import SourceOffset
+from pipeline.session_partitions import PartitionedSessionStore
+from pipeline.session_state_log import PartitionSessions
 from pipeline.sessions import (
     SESSION_SCHEMA_VERSION,
     SessionState,
     SessionTracker,
-    TableSessionStore,
     advance,
     is_expired,
     new_session,
@@ -124,40 +125,16 @@ def test_tracker_cap_evicts_least_recent_and_reports_it() -> None:
     assert sorted(s.session_key for s in tracker.drain()) == ["a", "c"] and len(tracker) == 0
 
 
-def test_table_store_matches_tracker_and_expires() -> None:
-    events = [Ev(k, t, ts) for k, t, ts in [("a", 1, 0.0), ("b", 2, 1.0), ("a", 3, 2.0), ("b", 4, 30.0)]]
-    table: dict[str, dict] = {}
-    store, tracker = TableSessionStore(table, 2), SessionTracker(2, 10.0)
-    assert [store.advance(e) for e in events] == [tracker.advance(e) for e in events]
-    assert all(isinstance(v, dict) for v in table.values())
-    assert store.get("hdfs", "a") == tracker.get("hdfs", "a")
-    assert [s.session_key for s in store.expire(now=35.0, timeout_s=10.0)] == ["a"]
-    assert list(table) == ["hdfs|b"]
-
-
 def test_window_arrays_are_int64_compatible() -> None:
     _, query = advance(new_session("s", "k"), Ev("k", 2**52 - 1), 4)
     assert np.asarray([query.window], dtype=np.int64).shape == (1, 4)
 
 
-class CountingTable(dict):
-    """A dict that counts assignments, like the changelog messages a Faust table would send."""
-
-    writes = 0
-
-    def __setitem__(self, key: str, value: dict) -> None:
-        self.writes += 1
-        super().__setitem__(key, value)
-
-
-def test_table_store_writes_each_touched_session_once_per_flush() -> None:
-    table = CountingTable()
-    store = TableSessionStore(table, 3)
-    for i, key in enumerate(["a", "a", "b", "a", "b"]):
-        store.advance(Ev(key, i + 1, float(i)))
-    assert table.writes == 0 and store.get("hdfs", "a") is not None
-    assert store.flush() == 2 and table.writes == 2
-    assert SessionState.from_dict(table["hdfs|a"]).window[-3:] == (1, 2, 4)
+def single_partition_store(window_size: int) -> PartitionedSessionStore:
+    store = PartitionedSessionStore(window_size)
+    store.adopt(PartitionSessions(0))
+    store.use(0)
+    return store
 
 
 @dataclass(frozen=True)
@@ -176,7 +153,7 @@ def test_redelivered_events_are_skipped_by_raw_position() -> None:
         return RawEv("a", tid, SourceOffset("raw-logs", partition, offset, line))
 
     first = [at(10, 0, 1), at(10, 3, 2), at(11, 0, 3)]
-    for store in (TableSessionStore({}, 3), SessionTracker(3, 100.0)):
+    for store in (single_partition_store(3), SessionTracker(3, 100.0)):
         assert all(store.advance(e, 0.0) is not None for e in first)
         # The same message again (all of it, or one line of it): nothing applied twice.
         assert [store.advance(e, 1.0) for e in first] == [None, None, None]
@@ -199,20 +176,6 @@ def test_marks_round_trip_and_old_states_load() -> None:
     # Events outside Kafka (offline files) carry no position and never count as re-deliveries.
     again, _ = advance(state, Ev("a", 7, 1.0), 3)
     assert again.marks == state.marks and again.event_count == 2
-
-
-def test_discard_forgets_unflushed_changes_of_a_failed_message() -> None:
-    table: dict[str, dict] = {}
-    store = TableSessionStore(table, 2)
-    store.advance(Ev("a", 1, 1.0))
-    store.flush()
-    store.advance(Ev("a", 2, 2.0))
-    store.advance(Ev("b", 1, 2.0))
-    assert store.discard() == 2
-    store.flush()
-    assert list(table) == ["hdfs|a"]
-    state = store.get("hdfs", "a")
-    assert state is not None and state.window[-1:] == (1,)
 
 
 def test_state_keeps_raw_positions_of_its_last_l_events_and_queries_get_those_before() -> None:
