@@ -25,6 +25,7 @@ from pipeline.alerts import Alert, encode_alert
 from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
 from pipeline.detection import Detector
 from pipeline.errors import DataError
+from pipeline.event_columns import read_event_batch
 from pipeline.raw_lines import RawLineReader
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.sessions import TableSessionStore
@@ -84,7 +85,7 @@ async def _detect_record(record: InputRecord) -> None:
     # Table writes go to the changelog partition of the faust event being handled: `record` is that
     # event's, or one read back from the same partition.
     try:
-        batch = EventBatch.decode(record.value)
+        batch = read_event_batch(record.value)  # event-batch/1 or /2; another schema is a DataError
     except DataError as exc:
         raw = SourceOffset(record.topic, record.partition, record.offset)
         metrics.dead_letters.labels(reason="undecodable-event-batch").inc()
