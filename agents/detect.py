@@ -28,6 +28,7 @@ from pipeline.alerts import Alert, encode_alert
 from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
 from pipeline.detection import Detector
 from pipeline.errors import DataError
+from pipeline.event_columns import read_event_batch
 from pipeline.raw_lines import RawLineReader
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.stream_clock import RawWatermarks
@@ -92,7 +93,7 @@ _handling: list[InputRecord] = []
 
 async def _detect_record(record: InputRecord) -> None:
     try:
-        batch = EventBatch.decode(record.value)
+        batch = read_event_batch(record.value)  # event-batch/1 or /2; another schema is a DataError
     except DataError as exc:
         raw = SourceOffset(record.topic, record.partition, record.offset)
         metrics.dead_letters.labels(reason="undecodable-event-batch").inc()

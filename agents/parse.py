@@ -1,4 +1,7 @@
-"""Parse agent: `raw-logs` -> `log-events` (one message per partition per batch), dead letters, templates."""
+"""Parse agent: `raw-logs` -> `log-events` (one message per partition per batch), dead letters, templates.
+
+The parsing itself is `pipeline.parse_stage.ParseStage`; this adapter keeps the record order, the
+ingest watermark, the read position and the internal-error dead letter, and reports the metrics."""
 
 from __future__ import annotations
 
@@ -12,10 +15,8 @@ from agents.app import app, dead_letters, log_events, metrics, raw_logs, setting
 from agents.failures import dead_letter_or_exit
 from agents.ordering import InputRecord, parse_order
 from pipeline.deployment import SourceParsers, TemplateFollower
-from pipeline.partitioning import group_by_partition
-from pipeline.raw_source import BAD_HEADER, BadHeader, source_of
-from pipeline.records import DeadLetter, EventBatch, SourceOffset
-from pipeline.source_health import FormatMismatchTracker
+from pipeline.parse_stage import ParseStage
+from pipeline.records import SourceOffset
 from pipeline.stream_clock import IngestWatermark
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,6 @@ window_follower = TemplateFollower(
 parsers = SourceParsers(
     follower, window_follower, settings.window_source_set, settings.max_record_bytes, settings.max_line_bytes
 )
-# Warns (rate-limited) when most recent lines of a source fail its format: likely the wrong source.
-format_check = FormatMismatchTracker()
 # Ingest time up to which this worker has parsed each raw partition; its ticks carry it
 # (pipeline.stream_clock).
 watermark = IngestWatermark()
@@ -57,37 +56,34 @@ async def _parse(record: InputRecord) -> None:
 
 
 async def _parse_record(value: bytes, headers: Any, key: bytes | None, raw: SourceOffset) -> None:
-    try:
-        source = source_of(headers, key)
-    except BadHeader as exc:
-        await _dead_letter(DeadLetter(BAD_HEADER, "parse", value, raw, str(exc)))
-        return
-    parser = parsers.for_source(source)
-    records_before = parser.stats.records
-    result = parser.parse(value, source, raw, wall_clock())
-    metrics.lines.inc(parser.stats.records - records_before)
-    metrics.events.inc(len(result.events))
-    metrics.oov.inc(sum(1 for e in result.events if e.oov))
-    metrics.decode_replacements.inc(result.decode_replacements)
-    mismatch = format_check.observe(
-        source, parser.format.name, result.records, result.format_misses, wall_clock()
-    )
-    if mismatch is not None:
-        metrics.format_mismatches.labels(source=source).inc()
-        log.warning("parse: %s", mismatch.message())
-    for dead in result.dead_letters:
-        await _dead_letter(dead)
-    for template in result.new_templates:
-        await templates.send(key=template.key, value=template.encode())
-    keyed = [(e.session_key, e) for e in result.events]
-    for partition, events in group_by_partition(keyed, settings.topic_partitions).items():
-        await log_events.send(
-            key=f"partition-{partition}".encode(),
-            value=EventBatch(tuple(events)).encode(),
-            partition=partition,
-        )
+    outcome = await stage.handle(value, headers, key, raw)
+    metrics.lines.inc(outcome.lines)
+    metrics.events.inc(outcome.events)
+    metrics.oov.inc(outcome.oov)
+    metrics.decode_replacements.inc(outcome.decode_replacements)
+    for reason in outcome.dead_letters:
+        metrics.dead_letters.labels(reason=reason).inc()
+    if outcome.mismatch is not None:
+        metrics.format_mismatches.labels(source=outcome.mismatch.source).inc()
 
 
-async def _dead_letter(dead: DeadLetter) -> None:
-    metrics.dead_letters.labels(reason=dead.reason).inc()
-    await dead_letters.send(key=dead.reason.encode(), value=dead.encode())
+async def _send_events(partition: int, key: bytes, value: bytes) -> None:
+    await log_events.send(key=key, value=value, partition=partition)
+
+
+async def _send_dead_letter(key: bytes, value: bytes) -> None:
+    await dead_letters.send(key=key, value=value)
+
+
+async def _send_template(key: bytes, value: bytes) -> None:
+    await templates.send(key=key, value=value)
+
+
+stage = ParseStage(
+    parsers.columnar_for_source,
+    _send_events,
+    _send_dead_letter,
+    _send_template,
+    wall_clock,
+    settings.topic_partitions,
+)

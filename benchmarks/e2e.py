@@ -10,7 +10,9 @@ Two measurements per worker count, in one run (this machine is shared; compare w
   (its `produced_at` header) to the alert's arrival at a consumer. Alerts raised when a session
   times out are counted apart: their latency is the session timeout by design.
 CPU seconds and peak resident memory of every process (workers, the Kafka broker, Triton with its
-Python stubs, and this producer/consumer) are sampled while each phase runs.
+Python stubs, and this producer/consumer) are sampled while each phase runs; `worker_cpu_us_per_line`
+and `broker_cpu_us_per_line` divide the workers' and the broker's CPU by the lines of the phase.
+Messages hold `LOGAD_REPLAY_LINES_PER_MESSAGE` lines (default 500), as `logad replay` sends them.
 
     python benchmarks/e2e.py --lines 200000 --workers 1 2 --rates 20000 5000 --json
 
@@ -40,8 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: `co
 from common import machine_info, markdown_table, print_result, write_results
 
 from pipeline.settings import Settings
-
-LINES_PER_MESSAGE = 500
 
 
 @dataclass(eq=False)  # a thread: identity, not value, equality
@@ -155,9 +155,9 @@ def input_lines(settings: Settings, lines: int, synthetic: bool) -> list[bytes]:
 
 
 def produce_by_session(settings: Settings, payloads: list[bytes], rate: float | None) -> int:
-    """Produce the lines in messages of LINES_PER_MESSAGE, each raw-logs partition getting the lines
-    of its blocks (crc32 of the first block id), so parsing spreads over workers while every block's
-    lines stay in order. Paced at `rate` lines/s when given."""
+    """Produce the lines in messages of `settings.replay_lines_per_message` lines (as `logad replay`),
+    each raw-logs partition getting the lines of its blocks (crc32 of the first block id), so parsing
+    spreads over workers while every block's lines stay in order. Paced at `rate` lines/s when given."""
     import re
     import zlib
 
@@ -185,7 +185,7 @@ def produce_by_session(settings: Settings, payloads: list[bytes], rate: float | 
         found = block.search(line)
         partition = zlib.crc32(found.group()) % partitions if found else 0
         chunks[partition].append(line)
-        if len(chunks[partition]) >= LINES_PER_MESSAGE:
+        if len(chunks[partition]) >= settings.replay_lines_per_message:
             send(partition)
         if rate and sent % 1000 == 0:
             # Paced: nothing waits more than 1,000 lines' time for its message to fill.
@@ -347,9 +347,18 @@ def run_phase(
         "session_end_alerts": at_session_end,
         "p50_latency_s": round(percentile(samples, 0.50), 3),
         "p99_latency_s": round(percentile(samples, 0.99), 3),
+        # CPU per line: what one line costs each side, whatever the machine's load did to the rate.
+        "worker_cpu_us_per_line": _us_per_line(
+            sum(usage["cpu_s"] for name, usage in processes.items() if name.startswith("worker")), sent
+        ),
+        "broker_cpu_us_per_line": _us_per_line(processes.get("kafka", {}).get("cpu_s", 0.0), sent),
         "processes": processes,
     }
     return row
+
+
+def _us_per_line(cpu_s: float, lines: int) -> float:
+    return round(cpu_s * 1e6 / lines, 1) if lines else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = [
         "phase", "workers", "lines", "offered_lines_per_s", "lines_per_s", "elapsed_s",
         "alerts", "event_alerts", "p50_latency_s", "p99_latency_s",
+        "worker_cpu_us_per_line", "broker_cpu_us_per_line",
     ]  # fmt: skip
     cost_rows = [
         {"phase": r["phase"], "workers": r["workers"], "process": name, **usage}
@@ -423,24 +433,29 @@ def main(argv: list[str] | None = None) -> int:
         for name, usage in r["processes"].items()  # type: ignore[attr-defined]
     ]
     markdown = (
-        f"model {args.model} v{version}, backend {args.backend}, {LINES_PER_MESSAGE} lines per message\n\n"
+        f"model {args.model} v{version}, backend {args.backend}, "
+        f"{settings.replay_lines_per_message} lines per message (LOGAD_REPLAY_LINES_PER_MESSAGE)\n\n"
         + markdown_table(rows, columns)
         + "\n\nCPU and peak memory per process:\n\n"
         + markdown_table(cost_rows)
     )
+    throughput = [r for r in rows if r["phase"] == "throughput"]
     result = {
         "benchmark": "e2e",
         "machine": machine_info(),
         "model": args.model,
         "model_version": version,
         "backend": args.backend,
-        "lines_per_message": LINES_PER_MESSAGE,
+        "lines_per_message": settings.replay_lines_per_message,
         "rows": rows,
         # Headline fields: the best sustained rate, and latency at the first offered load, one worker.
         "lines_per_s": max(r["lines_per_s"] for r in rows if r["phase"] == "throughput"),
         "offered_lines_per_s": args.rates[0],
         "p50_latency_s": next(r["p50_latency_s"] for r in rows if r["phase"] == "latency"),
         "p99_latency_s": next(r["p99_latency_s"] for r in rows if r["phase"] == "latency"),
+        # Of the first throughput phase (the first worker count given).
+        "worker_cpu_us_per_line": throughput[0]["worker_cpu_us_per_line"],
+        "broker_cpu_us_per_line": throughput[0]["broker_cpu_us_per_line"],
     }
     command = "python benchmarks/e2e.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_results("e2e", result, markdown, command.strip())

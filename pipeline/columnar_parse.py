@@ -61,7 +61,7 @@ import numpy as np
 
 from pipeline.event_columns import EventColumns
 from pipeline.formats import BGL, HDFS, LogFormat
-from pipeline.parsing import MAX_MESSAGE_BYTES, NO_SESSION, Parser, ParserStats
+from pipeline.parsing import MAX_LINE_BYTES, MAX_MESSAGE_BYTES, NO_SESSION, DeadReason, Parser, ParserStats
 from pipeline.records import DeadLetter, SourceOffset, TemplateRecord
 from pipeline.templates import (
     BLOCK_ID,
@@ -110,6 +110,13 @@ class ColumnarResult:
     new_templates: tuple[TemplateRecord, ...] = ()
     records: int = 0  # log records parsed (a multi-line record counts once)
     exact: bool = False  # the message took the exact path (`Parser`)
+    # Undecodable bytes replaced by U+FFFD (only the exact path sees any: the fast one takes ASCII).
+    decode_replacements: int = 0
+
+    @property
+    def format_misses(self) -> int:
+        """Lines the format's header did not match (`no_header`), as `ParseResult.format_misses`."""
+        return sum(1 for d in self.dead_letters if d.reason == DeadReason.NO_HEADER.value)
 
 
 # A cache entry, a plain tuple (fast to build and index):
@@ -153,13 +160,16 @@ class ColumnarParser:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_lines_per_record: int = 500,
         max_fast_line_chars: int = FAST_MAX_LINE_CHARS,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
-        self.exact = Parser(fmt, miner, registry, max_message_bytes, max_lines_per_record)
+        self.exact = Parser(fmt, miner, registry, max_message_bytes, max_lines_per_record, max_line_bytes)
         self.format = fmt
         self.miner = miner
         self.registry = self.exact.registry
         self.stats: ParserStats = self.exact.stats  # one set of counters for both paths
-        self.max_fast_line_chars = max_fast_line_chars
+        # The fast path takes ASCII only (a char is a byte): below the line limit, a line it takes is
+        # one `Parser` would not have refused as `oversized_line`.
+        self.max_fast_line_chars = min(max_fast_line_chars, max_line_bytes)
         literal = _VETTED_FORMATS.get((fmt.pattern, fmt.session_pattern))
         # Keys are found in the template texts, which must then be the content alone (the header
         # is checked to hold no key literal).
@@ -218,6 +228,7 @@ class ColumnarParser:
             result.new_templates,
             self.stats.records - records_before,
             exact=True,
+            decode_replacements=result.decode_replacements,
         )
 
     def _parse_fast(self, text: str, source: str, raw: SourceOffset, now_s: float) -> ColumnarResult | None:

@@ -291,7 +291,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 (line.encode() for line in data.lines),
                 settings.raw_logs_topic,
                 source,
-                lines_per_message=100,
+                lines_per_message=settings.replay_lines_per_message,
                 on_sent=bar.update,
             )
         replay_s = time.monotonic() - replay_started

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.columnar_parse import ColumnarParser
 from pipeline.errors import ModelError
 from pipeline.formats import LogFormat, get_format
 from pipeline.model_repository import (
@@ -185,16 +186,17 @@ class SourceParsers:
         self.sessions, self.windows, self.window_sources = sessions, windows, window_sources
         self.max_message_bytes = max_message_bytes
         self.max_line_bytes = max_line_bytes
-        self._parsers: dict[str, tuple[int, Parser]] = {}  # model -> (version, parser)
+        self._parsers: dict[str, tuple[int, ColumnarParser]] = {}  # model -> (version, parser)
 
     def follower(self, source: str) -> TemplateFollower:
         return self.windows if source in self.window_sources else self.sessions
 
-    def for_source(self, source: str) -> Parser:
+    def columnar_for_source(self, source: str) -> ColumnarParser:
+        """The parse stage's parser of `source` (columns; `Parser` inside for what it cannot prove)."""
         deployed = self.follower(source).current()
         held = self._parsers.get(deployed.model)
         if held is None or held[0] != deployed.version:
-            parser = Parser(
+            parser = ColumnarParser(
                 deployed.log_format,
                 deployed.miner,
                 max_message_bytes=self.max_message_bytes,
@@ -202,6 +204,11 @@ class SourceParsers:
             )
             held = self._parsers[deployed.model] = (deployed.version, parser)
         return held[1]
+
+    def for_source(self, source: str) -> Parser:
+        """The exact `Parser` of `source`: the one inside its columnar parser, so that raw lines read
+        back for alerts split exactly as the events' line indices were counted."""
+        return self.columnar_for_source(source).exact
 
 
 def window_class_scorer(

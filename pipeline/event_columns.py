@@ -35,7 +35,8 @@ smallest dtype that holds their values. `params` is one string joined by single 
 parameter holds a space (always so for parameters cut from a line by `str.split`), else a JSON
 list. Parameters of row i are `params[param_end[i-1]:param_end[i]]`.
 
-`decode_batch` reads both versions; `to_events` / `from_events` convert to and from `LogEvent`s
+`decode_batch` reads both versions as columns, `read_event_batch` as the `EventBatch` of events the
+detector takes; `to_events` / `from_events` convert to and from `LogEvent`s
 exactly (a NaN time reads back as None, as `event-batch/1` writes NaN as null).
 """
 
@@ -444,6 +445,24 @@ def decode_batch(data: bytes) -> EventColumns:
         # The old format reads through its own decoder (a second JSON parse, only for old records).
         batch = EventBatch.decode(data)
         return EventColumns.from_events(batch.events, batch.watermarks, batch.raw_partitions)
+    raise DataError(
+        f"decode log-events: record has schema {schema!r}; this reader understands "
+        f"{EVENT_BATCH_SCHEMA!r} and {EVENT_BATCH_V2_SCHEMA!r} (upgrade the reader or route the record "
+        f"elsewhere)"
+    )
+
+
+def read_event_batch(data: bytes) -> EventBatch:
+    """A `log-events` record of either version as the `EventBatch` (events, tick watermarks) the
+    detector and the topic readers take; `DataError` for an unknown schema or a malformed record.
+    The one reader of `log-events` records: every consumer of the topic goes through it."""
+    obj = _load(data)
+    schema = obj.get("schema")
+    if schema == EVENT_BATCH_V2_SCHEMA:
+        columns = EventColumns._from_json(obj)
+        return EventBatch(tuple(columns.to_events()), columns.watermarks, columns.raw_partitions)
+    if schema == EVENT_BATCH_SCHEMA:
+        return EventBatch.decode(data)
     raise DataError(
         f"decode log-events: record has schema {schema!r}; this reader understands "
         f"{EVENT_BATCH_SCHEMA!r} and {EVENT_BATCH_V2_SCHEMA!r} (upgrade the reader or route the record "

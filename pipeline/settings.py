@@ -81,7 +81,11 @@ class Settings:
     app_id: str = "logad"
     consumer_offset_reset: str = "earliest"  # where a new consumer group starts: "earliest" or "latest"
     detection_model: str = "lama"  # "lama" or "deeplog": the next-event model the worker asks
-    parse_batch_size: int = 5000
+    # Lines per raw-logs message that `logad replay`, the demo and the e2e benchmark produce. The
+    # parse agent sends one log-events message per partition per raw message, so this also sizes the
+    # batches the detect agent scores: per-message costs (encoding, partitioning, Kafka) are paid once
+    # per this many lines (benchmarks/stages.py: 100-line messages cost ~1.6x what 500-line ones do).
+    replay_lines_per_message: int = 500
     # A raw message over this is refused whole (`oversized`): a guard against absurd payloads, at the
     # 16 MiB the broker, producers and consumers are configured for. Bad lines are refused one by one:
     max_record_bytes: int = 16 << 20
@@ -91,8 +95,6 @@ class Settings:
     # A partition's sessions are snapshot once the deltas written since the last snapshot reach twice
     # its size and at least this many bytes (`pipeline.session_state_log.SnapshotPolicy`).
     session_snapshot_min_bytes: int = 4 << 20
-    max_batch_size: int = 1024
-    batch_timeout_s: float = 0.05
     web_port: int = 6066
     # Sources without session ids (comma-separated, e.g. "bgl"): their events are cut into time
     # windows (the window model's spec) and classified by `window_model` instead of next-event scoring.
@@ -112,6 +114,12 @@ class Settings:
     publish_max_validation_fpr: float = 0.05
 
     def __post_init__(self) -> None:
+        if self.replay_lines_per_message < 1:
+            raise ConfigError(
+                f"settings: replay_lines_per_message must be at least 1, "
+                f"got {self.replay_lines_per_message}; "
+                "set LOGAD_REPLAY_LINES_PER_MESSAGE (default 500)"
+            )
         # A plain str given by code (an override, `replace`) would print in logs: wrap it too.
         for name in _secret_fields(type(self)):
             value = getattr(self, name)

@@ -61,7 +61,11 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             lines,
             settings.raw_logs_topic,
             args.source,
-            lines_per_message=args.lines_per_message,
+            lines_per_message=(
+                settings.replay_lines_per_message
+                if args.lines_per_message is None
+                else args.lines_per_message
+            ),
             lines_per_s=args.rate,
             on_sent=bar.update,
         )
@@ -136,8 +140,7 @@ def register(subparsers: Any) -> None:
     replay.add_argument(
         "--lines-per-message",
         type=int,
-        default=100,
-        help="lines batched per Kafka message (default: %(default)s)",
+        help="lines batched per Kafka message (default: LOGAD_REPLAY_LINES_PER_MESSAGE, 500)",
     )
     replay.add_argument("--rate", type=float, help="offered load in lines/s (default: as fast as possible)")
     replay.add_argument(

@@ -67,6 +67,7 @@ def load_topic_sessions(args: argparse.Namespace, settings: Settings) -> TopicTr
     from pipeline.adapters.topic_snapshot import TopicSnapshot
     from pipeline.datasets import data_file
     from pipeline.datasets.sessions import read_block_labels
+    from pipeline.event_columns import read_event_batch
     from pipeline.records import EventBatch
     from pipeline.training.event_sessions import group_event_sessions, training_sessions
     from pipeline.training.raw_logs import sessions_digest
@@ -77,7 +78,7 @@ def load_topic_sessions(args: argparse.Namespace, settings: Settings) -> TopicTr
     def batches(messages: Iterator[Message]) -> Iterator[EventBatch]:
         for msg in messages:
             try:
-                yield EventBatch.decode(msg.value() or b"")
+                yield read_event_batch(msg.value() or b"")
             except DataError as exc:
                 # Bad records are data: counted and reported, the read goes on.
                 undecodable.append(f"{msg.partition()}:{msg.offset()}")

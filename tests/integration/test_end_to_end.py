@@ -21,9 +21,10 @@ import pytest
 
 from pipeline.adapters.kafka import create_topics, pipeline_topics, read_to_end, replay_lines
 from pipeline.alerts import Alert
+from pipeline.event_columns import read_event_batch
 from pipeline.formats import HDFS
 from pipeline.presentation import format_alert
-from pipeline.records import DeadLetter, EventBatch
+from pipeline.records import DeadLetter
 from pipeline.settings import Settings
 from pipeline.windows import SESSION_END_ID
 from tests.support.pipeline_run import (
@@ -75,7 +76,7 @@ def test_hdfs_replay_streaming_equals_offline(
 
     # Every line parsed, with the file's session keys.
     events = [
-        e for v in topic_values(settings, settings.log_events_topic) for e in EventBatch.decode(v).events
+        e for v in topic_values(settings, settings.log_events_topic) for e in read_event_batch(v).events
     ]
     keys_per_line = [set(re.findall(r"blk_-?\d+", line)) for line in lines]
     expected_keys = set().union(*keys_per_line)
@@ -111,7 +112,7 @@ def test_hdfs_replay_streaming_equals_offline(
     finally:
         again.stop()
     replayed = [
-        e for v in topic_values(settings2, settings2.log_events_topic) for e in EventBatch.decode(v).events
+        e for v in topic_values(settings2, settings2.log_events_topic) for e in read_event_batch(v).events
     ]
     before = {e.template: e.template_id for e in events}
     after = {e.template: e.template_id for e in replayed}

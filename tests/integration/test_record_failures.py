@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pipeline.adapters.kafka import producer
+from pipeline.event_columns import read_event_batch
 from pipeline.records import DeadLetter, EventBatch, LogEvent, SourceOffset
 from pipeline.settings import Settings
 from tests.support.pipeline_run import run_settings, topic_values
@@ -64,7 +65,7 @@ def _dead_letters(settings: Settings, unique: str) -> list[DeadLetter]:
 
 def _events(settings: Settings, unique: str) -> list[LogEvent]:
     values = topic_values(settings, settings.log_events_topic)
-    return [e for v in values for e in EventBatch.decode(v).events]
+    return [e for v in values for e in read_event_batch(v).events]
 
 
 def _batches(lines: list[str], size: int = 100) -> list[bytes]:

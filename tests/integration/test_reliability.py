@@ -23,8 +23,9 @@ import pytest
 from pipeline.adapters.kafka import producer, replay_lines
 from pipeline.adapters.triton import load_model, serving_version
 from pipeline.errors import ModelError
+from pipeline.event_columns import read_event_batch
 from pipeline.model_repository import MODEL_FILE
-from pipeline.records import DeadLetter, EventBatch
+from pipeline.records import DeadLetter
 from pipeline.settings import Settings
 from tests.support.pipeline_run import (
     BackgroundReplay,
@@ -268,7 +269,7 @@ def test_ten_thousand_hostile_records_are_dead_letters_and_good_ones_flow(
 def worker_lines(settings: Settings) -> int:
     """Events of the run, one per (line, block): HDFS lines each name one block."""
     values = topic_values(settings, settings.log_events_topic)
-    return sum(len(EventBatch.decode(v).events) for v in values)
+    return sum(len(read_event_batch(v).events) for v in values)
 
 
 def _copy_version(repo: Path, name: str, version: int, corrupt: bool = False) -> int:

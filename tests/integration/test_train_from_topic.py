@@ -1,8 +1,9 @@
 """`logad train deeplog --from-topic` against a real broker (issue 4).
 
-A few hundred HDFS sessions are parsed as the parse agent does and written to a topic as EventBatch
-records, one per partition per payload; the trainer reads the topic back, leaves out the labelled
-sessions, and publishes a version whose vocabulary and parser match the events.
+A few hundred HDFS sessions are parsed as the parse agent does and written to a topic as
+`event-batch/1` and `event-batch/2` records (alternating), one per partition per payload; the trainer
+reads the topic back, leaves out the labelled sessions, and publishes a version whose vocabulary and
+parser match the events.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from pipeline.adapters.kafka import TopicSpec, create_topics, producer
 from pipeline.datasets.loghub import hdfs_lines, read_abnormal_blocks
 from pipeline.deployment import load_template_set
+from pipeline.event_columns import EventColumns
 from pipeline.formats import HDFS
 from pipeline.model_repository import read_metadata
 from pipeline.parsing import Parser
@@ -63,9 +65,11 @@ def test_train_from_topic_uses_the_events_and_leaves_labelled_sessions_out(
     topic = f"events-{unique}"
     create_topics(kafka_server, [TopicSpec(topic, 4, {})])
     out = producer(kafka_server)
-    for events in payloads:
+    for number, events in enumerate(payloads):
         for partition, group in group_by_partition([(e.session_key, e) for e in events], 4).items():
-            out.produce(topic, value=EventBatch(tuple(group)).encode(), partition=partition)
+            # Both wire versions, as a topic holds after the parse agent moved to event-batch/2.
+            batch = EventBatch(tuple(group)) if number % 2 else EventColumns.from_events(group)
+            out.produce(topic, value=batch.encode(), partition=partition)
     out.produce(topic, value=b"not an event batch", partition=0)  # bad records are skipped, counted
     assert out.flush(30) == 0
 

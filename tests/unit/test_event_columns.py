@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.event_columns import EVENT_BATCH_V2_SCHEMA, EventColumns, decode_batch
+from pipeline.event_columns import EVENT_BATCH_V2_SCHEMA, EventColumns, decode_batch, read_event_batch
 from pipeline.partitioning import group_by_partition
 from pipeline.records import EventBatch, LogEvent, SourceOffset
 
@@ -125,3 +125,32 @@ def test_malformed_records_raise_data_error(data: bytes) -> None:
 def test_version_two_reader_refuses_version_one() -> None:
     with pytest.raises(DataError, match="event-batch/2"):
         EventColumns.decode(EventBatch((EVENT,)).encode())
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        EventBatch((EVENT, *OTHERS)),
+        EventBatch((), ((0, 5.5), (2, 7.0)), 4),  # a tick
+        EventBatch((EVENT,), ((1, 2.5),), 3),
+        EventBatch(()),
+    ],
+)
+def test_read_event_batch_gives_the_same_batch_from_either_version(batch: EventBatch) -> None:
+    v2 = EventColumns.from_events(batch.events, batch.watermarks, batch.raw_partitions).encode()
+    assert read_event_batch(batch.encode()) == batch
+    assert read_event_batch(v2) == batch
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        orjson.dumps({"schema": "event-batch/3", "n": 0}),
+        b"not json",
+        b"[]",
+        orjson.dumps({"schema": EVENT_BATCH_V2_SCHEMA, "n": 1}),
+    ],
+)
+def test_read_event_batch_refuses_unknown_and_malformed_records(data: bytes) -> None:
+    with pytest.raises(DataError, match="decode"):
+        read_event_batch(data)
