@@ -22,14 +22,12 @@ from agents import lag, session_state
 from agents.app import anomalies, app, dead_letters, log_events, metrics, settings, wall_clock
 from agents.failures import dead_letter_or_exit
 from agents.ordering import InputRecord, detect_order
-from agents.parse import follower, parsers, watermark, window_follower
-from pipeline.adapters.kafka import RawMessageReader
+from agents.parse import follower, raw_lines, raw_messages, watermark, window_follower
 from pipeline.alerts import Alert, encode_alert
 from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
 from pipeline.detection import Detector
 from pipeline.errors import DataError
 from pipeline.event_columns import read_event_batch
-from pipeline.raw_lines import RawLineReader
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.stream_clock import RawWatermarks
 from pipeline.window_classifier import WindowClassifier
@@ -56,9 +54,6 @@ window_detector = WindowDetector(
     settings.window_source_set,
     idle_s=settings.window_idle_s,
 )
-# Alerts read their raw lines back from raw-logs when they go out (rare); events carry only positions.
-raw_messages = RawMessageReader(settings, settings.app_id, timeout_s=settings.alert_raw_lines_timeout_s)
-raw_lines = RawLineReader(raw_messages, parsers.for_source, timeout_s=settings.alert_raw_lines_timeout_s)
 _last_expiry: dict[int, float] = {}
 clock = RawWatermarks()
 events_read_through = lag.read_through.setdefault(settings.log_events_topic, {})

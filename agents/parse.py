@@ -14,8 +14,10 @@ from agents import lag
 from agents.app import app, dead_letters, log_events, metrics, raw_logs, settings, templates, wall_clock
 from agents.failures import dead_letter_or_exit
 from agents.ordering import InputRecord, parse_order
+from pipeline.adapters.kafka import RawMessageReader
 from pipeline.deployment import SourceParsers, TemplateFollower
 from pipeline.parse_stage import ParseStage
+from pipeline.raw_lines import RawLineReader
 from pipeline.records import SourceOffset
 from pipeline.stream_clock import IngestWatermark
 
@@ -33,6 +35,15 @@ parsers = SourceParsers(
 # (pipeline.stream_clock).
 watermark = IngestWatermark()
 read_through = lag.read_through.setdefault(settings.raw_logs_topic, {})
+# Alerts carry their raw lines (agents.detect): found among the messages parsed here lately, or read
+# back from raw-logs (another worker parsed them, or they left this cache); events carry only positions.
+raw_messages = RawMessageReader(settings, settings.app_id, timeout_s=settings.alert_raw_lines_timeout_s)
+raw_lines = RawLineReader(
+    raw_messages,
+    parsers.for_source,
+    timeout_s=settings.alert_raw_lines_timeout_s,
+    cache_bytes=settings.alert_raw_cache_bytes,
+)
 
 
 @app.agent(raw_logs)
@@ -49,6 +60,7 @@ async def _parse(record: InputRecord) -> None:
     raw = SourceOffset(record.topic, record.partition, record.offset, timestamp=record.timestamp)
     watermark.observe(record.partition, record.timestamp, wall_clock())
     read_through[record.partition] = record.offset + 1
+    raw_lines.remember((record.topic, record.partition, record.offset), record.value)
     try:
         await _parse_record(record.value, record.headers, record.key, raw)
     except Exception as exc:  # a bug or an unusable model must not lose the record (agents.failures)

@@ -129,8 +129,13 @@ class RawLineReader:
             self._remember(key, value)
         return {**found, **read}
 
+    def remember(self, key: MessageKey, value: bytes) -> None:
+        """Keep a raw message this process has just handled (the parse agent), newest first out last:
+        most alerts then need no read-back at all."""
+        self._remember(key, value)
+
     def _remember(self, key: MessageKey, value: bytes) -> None:
-        if len(value) > self.cache_bytes:
+        if len(value) > self.cache_bytes or key in self._cache:
             return
         self._cache[key] = value
         self._cached_bytes += len(value)

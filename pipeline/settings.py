@@ -105,6 +105,9 @@ class Settings:
     window_idle_s: float = 30.0
     # How long alerts wait for their raw lines to be read back from the raw topic (`pipeline.raw_lines`).
     alert_raw_lines_timeout_s: float = 3.0
+    # Raw messages this worker parsed lately, kept so that an alert finds its lines in memory instead of
+    # reading raw-logs back (a read-back blocks the detect agent for a fetch round trip).
+    alert_raw_cache_bytes: int = 32 << 20
     # DeepLog's parameter value model: checked for every session event when a version of it exists in
     # the model repository at worker start (in-process TorchScript); "" turns it off.
     parameter_model: str = "deeplog_params"

@@ -162,3 +162,14 @@ def test_alerts_without_kafka_coordinates_pass_unchanged() -> None:
 )
 def test_offsets_read_in_runs(offsets: list[int], gap: int, runs: list[tuple[int, int]]) -> None:
     assert _runs(offsets, gap) == runs
+
+
+def test_messages_remembered_by_the_parse_agent_need_no_read_back() -> None:
+    class Unreachable:
+        def messages(self, keys: Sequence[MessageKey]) -> Mapping[MessageKey, bytes]:
+            raise AssertionError(f"read back {keys} although the message was remembered")
+
+    reader = RawLineReader(Unreachable(), lambda _source: parser())
+    reader.remember(("raw-logs", 0, 9), PAYLOAD)
+    (filled,) = asyncio.run(reader.attach([alert([RawCoordinates("raw-logs", 0, 9, 1)])]))
+    assert filled.lines[0].text == PLAIN and filled.note == ""
