@@ -36,6 +36,15 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return platform.processor() or platform.machine()
 
 
+def pin_one_core() -> str:
+    """Pin this process to one CPU, so CPU-time comparisons are not spread over cores; its number."""
+    if hasattr(os, "sched_setaffinity"):
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return str(cpu)
+    return "not pinned"
+
+
 def machine_info() -> dict[str, Any]:
     """Platform, CPU, cores usable by this process, Python, and torch (with CUDA device) if installed."""
     info: dict[str, Any] = {

@@ -21,6 +21,10 @@ from typing import Any
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: `common` sits next to it
+
+from common import pin_one_core
+
 from pipeline.datasets import data_file
 from pipeline.datasets.loghub import HDFS_RAW, read_lines
 from pipeline.formats import HDFS
@@ -62,14 +66,6 @@ def run_stage(config: DrainConfig, payloads: list[bytes]) -> int:
     for offset, payload in enumerate(payloads):
         events += len(parser.parse(payload, "bench", SourceOffset("raw-logs", 0, offset), now_s=0.0).events)
     return events
-
-
-def pin_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return str(cpu)
-    return "not pinned"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: `common` sits next to it
 
-from common import RESULTS_DIR, machine_info, markdown_table, print_result, write_results
+from common import RESULTS_DIR, machine_info, markdown_table, pin_one_core, print_result, write_results
 
 from pipeline.columnar_parse import ColumnarParser
 from pipeline.datasets import data_file
@@ -105,14 +105,6 @@ def alternate(sides: dict[str, Callable[[], Any]], repeat: int) -> dict[str, lis
             job()
             times[name].append(time.process_time() - start)
     return times
-
-
-def pin_one_core() -> str:
-    if hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return str(cpu)
-    return "not pinned"
 
 
 def main(argv: list[str] | None = None) -> int:
