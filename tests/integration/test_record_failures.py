@@ -59,11 +59,11 @@ def _produce(settings: Settings, records: list[tuple[str, bytes, str]]) -> list[
     return [offsets[i] for i in range(len(records))]
 
 
-def _dead_letters(settings: Settings, unique: str) -> list[DeadLetter]:
+def _dead_letters(settings: Settings) -> list[DeadLetter]:
     return [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic)]
 
 
-def _events(settings: Settings, unique: str) -> list[LogEvent]:
+def _events(settings: Settings) -> list[LogEvent]:
     values = topic_values(settings, settings.log_events_topic)
     return [e for v in values for e in read_event_batch(v).events]
 
@@ -103,7 +103,7 @@ def test_records_whose_handling_raises_are_internal_errors_and_nothing_else_is_l
         assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
     finally:
         worker.stop()
-    dead = _dead_letters(settings, unique)
+    dead = _dead_letters(settings)
     assert Counter((d.reason, d.step) for d in dead) == {
         ("internal-error", "parse"): 3,
         ("internal-error", "detect"): 1,
@@ -119,7 +119,7 @@ def test_records_whose_handling_raises_are_internal_errors_and_nothing_else_is_l
     (detect_dead,) = (d for d in dead if d.step == "detect")
     assert (detect_dead.raw.topic, detect_dead.original) == (events_topic, poison)
     # Nothing else lost: every good line parsed, and the group committed past the failed records.
-    hdfs_events = [e for e in _events(settings, unique) if e.source == "hdfs"]
+    hdfs_events = [e for e in _events(settings) if e.source == "hdfs"]
     assert len(hdfs_events) == len(good)
     assert worker.committed_lag() == {raw_topic: 0, events_topic: 0}
 
@@ -142,10 +142,10 @@ def test_one_oversized_line_is_dead_lettered_and_its_ten_neighbours_parsed(
         worker.wait_drained(lines=len(good) + 1, timeout_s=120)
     finally:
         worker.stop()
-    (letter,) = _dead_letters(settings, unique)
+    (letter,) = _dead_letters(settings)
     assert (letter.reason, letter.raw.offset, letter.original) == ("oversized_line", offset, huge[: 64 << 10])
     assert f"line 6 of the message is {len(huge)} bytes" in letter.detail
-    events = _events(settings, unique)
+    events = _events(settings)
     assert sorted(e.raw.line for e in events) == list(range(10)) and {e.raw.offset for e in events} == {
         offset
     }
@@ -180,11 +180,11 @@ def test_few_invalid_bytes_are_replaced_binary_lines_dead_and_a_wrong_source_war
     finally:
         worker.stop()
     assert (replacements, warnings) == (1.0, 1.0)
-    dead = _dead_letters(settings, unique)
+    dead = _dead_letters(settings)
     assert Counter(d.reason for d in dead) == {"binary": 1, "no_header": len(mislabeled)}
     (letter,) = (d for d in dead if d.reason == "binary")
     assert letter.original == binary
-    events = _events(settings, unique)
+    events = _events(settings)
     assert len(events) == len(good)
     assert sum("caf\ufffd" in e.template or "caf\ufffd" in " ".join(e.params) for e in events) == 1
     log = (tmp_path / "worker.log").read_text(errors="replace")
