@@ -92,6 +92,31 @@ class LogFormat:
         """A user-defined format (from config): a regex with a named `content` group."""
         return cls(name, pattern, tuple(timestamp_groups), timestamp_format, session_pattern, multiline)
 
+    @classmethod
+    def from_header(
+        cls,
+        name: str,
+        header: str,
+        timestamp_groups: tuple[str, ...] = (),
+        timestamp_format: str = "",
+        session_pattern: str = "",
+        multiline: bool = True,
+    ) -> LogFormat:
+        """A format from a loghub/logparser header string, e.g. `<Date> <Time> <Level>: <Content>`.
+
+        Fields become named groups in snake case (`<NodeRepeat>` is `node_repeat`), so `<Level>`,
+        `<Component>` and `<Content>` fill the standard groups; text between fields is a regex, with
+        runs of spaces matching any run of whitespace, as in logparser.
+        """
+        return cls(
+            name,
+            header_regex(header, name),
+            tuple(timestamp_groups),
+            timestamp_format,
+            session_pattern,
+            multiline,
+        )
+
     def starts_record(self, line: str) -> bool:
         """Whether the line has this format's header (else it may continue the previous record)."""
         return self._regex.match(line) is not None
@@ -153,6 +178,32 @@ class LogFormat:
             memo.clear()
         memo[text] = value
         return value
+
+
+_HEADER_FIELD = re.compile(r"<([A-Za-z][A-Za-z0-9_]*)>")
+
+
+def header_field_name(field_name: str) -> str:
+    """`NodeRepeat` -> `node_repeat`: loghub's field names as regex group names."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", field_name).lower()
+
+
+def header_regex(header: str, name: str = "custom") -> str:
+    """The regex of a loghub header string: every field lazy but the last, anchored at both ends."""
+    parts = _HEADER_FIELD.split(header)
+    literals, fields = parts[0::2], [header_field_name(f) for f in parts[1::2]]
+    if "content" not in fields:
+        raise ConfigError(f"log format {name!r}: header {header!r} has no <Content> field; add one")
+    duplicates = sorted({f for f in fields if fields.count(f) > 1})
+    if duplicates:
+        raise ConfigError(f"log format {name!r}: header {header!r} repeats fields {duplicates}; rename them")
+    pieces: list[str] = []
+    for i, literal in enumerate(literals):
+        pieces.append(re.sub(r" +", r"\\s+", literal))
+        if i < len(fields):
+            last = i == len(fields) - 1
+            pieces.append(f"(?P<{fields[i]}>.*)" if last else f"(?P<{fields[i]}>.*?)")
+    return "^" + "".join(pieces) + "$"
 
 
 def _read_timestamp(text: str, fmt: str) -> float | None:

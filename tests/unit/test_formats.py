@@ -155,3 +155,32 @@ def test_single_line_format_does_not_join() -> None:
     assert joiner.feed("INFO a") == []
     out = joiner.feed("lower")
     assert [type(x) for x in out] == [LogRecord, Unparsed]
+
+
+def test_header_string_profile_splits_like_logparser() -> None:
+    fmt = LogFormat.from_header(
+        "zookeeper",
+        r"<Date> <Time> - <Level>  \[<Node>:<Component>@<Id>\] - <Content>",
+        timestamp_groups=("date", "time"),
+        timestamp_format="%Y-%m-%d %H:%M:%S,%f",
+    )
+    record = fmt.parse_line(
+        "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774]"
+        " - Notification time out: 3200"
+    )
+    assert record.level == "INFO"
+    # lazy fields split at the first ':' as logparser does (the loghub CSV has the same columns)
+    assert record.field("node") == "QuorumPeer[myid=1]/0"
+    assert record.component == "0:0:0:0:0:0:0:2181:FastLeaderElection"
+    assert record.field("id") == "774"
+    assert record.content == "Notification time out: 3200"
+    assert record.timestamp is not None
+
+
+def test_header_string_field_names_and_errors() -> None:
+    fmt = LogFormat.from_header("bgl-like", "<Label> <NodeRepeat> <Content>")
+    assert fmt.parse_line("- R02-M1 hello  world").field("node_repeat") == "R02-M1"
+    with pytest.raises(ConfigError, match="no <Content>"):
+        LogFormat.from_header("x", "<Date> <Time>")
+    with pytest.raises(ConfigError, match="repeats fields"):
+        LogFormat.from_header("x", "<Date> <Date> <Content>")
