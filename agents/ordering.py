@@ -107,6 +107,53 @@ class InOrder:
                 yield record
                 self.tracker.handled(record.topic, record.partition, record.offset)
 
+    async def batches(
+        self, stream: Any, max_records: int, max_bytes: int
+    ) -> AsyncIterator[list[InputRecord]]:
+        """The stream's records in order, in lists: each list holds what is already waiting (at
+        most `max_records` records and about `max_bytes`), never waiting for more, so a quiet stream
+        still has each record handled at once and a backlog is handled many records at a time.
+
+        A list's records are acknowledged to faust only when the caller asks for the next list, so
+        the committed offset never passes a record whose output the caller still holds (the parse
+        agent sends the events of a whole list at its end). Hence the manual acks (`noack`): faust
+        would acknowledge each record as soon as the next one is taken.
+        """
+        manual = stream.noack()
+        waiting: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, max_records))
+
+        async def pump() -> None:
+            async for event in manual.events():
+                await waiting.put(event)
+
+        pumping = asyncio.ensure_future(pump())
+        try:
+            while True:
+                getting = asyncio.ensure_future(waiting.get())
+                await asyncio.wait({getting, pumping}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    pumping.result()  # the stream ended: raise what ended it, if anything
+                    return
+                events = [getting.result()]
+                size = len(events[0].value or b"")
+                while len(events) < max_records and size < max_bytes and not waiting.empty():
+                    events.append(waiting.get_nowait())
+                    size += len(events[-1].value or b"")
+                records: list[InputRecord] = []
+                for event in events:
+                    before = await self.records_before(event)
+                    if before is not None:  # None: handled already (re-delivered after a read-back)
+                        records += (*before, InputRecord.of_event(event))
+                if records:
+                    yield records
+                for record in records:
+                    self.tracker.handled(record.topic, record.partition, record.offset)
+                for event in events:
+                    await manual.ack(event)
+        finally:
+            pumping.cancel()
+
 
 parse_order = InOrder("parse")
 detect_order = InOrder("detect")

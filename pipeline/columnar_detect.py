@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -108,14 +109,14 @@ class ColumnarDetector(Detector):
         inverse = inverse.reshape(-1)
         oov = ~scores.next_known[inverse, 0] | columns.oov[groups.rows]
         unexpected = scores.anomalous[inverse, 0] & ((positions > 0) | self.score_first_event) & ~oov
-        previous_ts = _previous_timestamps(groups, states, columns.timestamps)
-        batch = _Batch(columns, groups, states, windows, positions, previous_ts, window_size)
+        batch = _Batch(columns, groups, states, windows, positions, window_size)
 
         alerts: list[Alert] = []
         flagged = np.flatnonzero(oov | unexpected)
-        for k in flagged[np.argsort(groups.rows[flagged], kind="stable")].tolist():
+        flagged = flagged[np.argsort(groups.rows[flagged], kind="stable")]  # in event order
+        for k, event in zip(flagged.tolist(), _events(columns, groups.rows[flagged]), strict=True):
             kind = AlertKind.OOV_EVENT if oov[k] else AlertKind.UNEXPECTED_NEXT_EVENT
-            query, event = batch.query(k), batch.event(k)
+            query = batch.query(k)
             admitted, state = self._claim(kind, query)
             if admitted:
                 alerts.append(self._explain(kind, query, event, state, scores, int(inverse[k])))
@@ -144,17 +145,24 @@ class ColumnarDetector(Detector):
         return alerts
 
 
-@dataclass(frozen=True)
 class _Batch:
-    """What building a query or an event for one sorted row needs (only flagged rows get one)."""
+    """What building a query for one sorted row needs (only flagged rows get one)."""
 
-    columns: EventColumns
-    groups: _Groups
-    states: Sequence[SessionState]
-    windows: np.ndarray
-    positions: np.ndarray
-    previous_ts: np.ndarray
-    window_size: int
+    def __init__(
+        self,
+        columns: EventColumns,
+        groups: _Groups,
+        states: Sequence[SessionState],
+        windows: np.ndarray,
+        positions: np.ndarray,
+        window_size: int,
+    ) -> None:
+        self.columns, self.groups, self.states = columns, groups, states
+        self.windows, self.positions, self.window_size = windows, positions, window_size
+
+    @cached_property
+    def previous_ts(self) -> np.ndarray:
+        return _previous_timestamps(self.groups, self.states, self.columns.timestamps)
 
     def query(self, k: int) -> NextEventQuery:
         g = int(self.groups.group[k])
@@ -168,10 +176,6 @@ class _Batch:
             None if ts != ts else ts,
             self._recent(g, k),
         )
-
-    def event(self, k: int) -> LogEvent:
-        (event,) = _events(self.columns, self.groups.rows[k : k + 1])
-        return event
 
     def lines(self, k: int, raw: RawCoordinates) -> tuple[RawLine, ...]:
         return window_lines(self.query(k), raw)
@@ -208,18 +212,29 @@ def _pair_names(columns: EventColumns, rows: np.ndarray) -> list[tuple[int, int]
     return list(zip(columns.source_index[rows].tolist(), columns.session_index[rows].tolist(), strict=True))
 
 
-def _streams(columns: EventColumns, rows: np.ndarray) -> list[str]:
-    topics = columns.topics
-    return [
-        f"{topics[t]}/{p}"
-        for t, p in zip(columns.topic_index[rows].tolist(), columns.partitions[rows].tolist(), strict=True)
-    ]
-
-
 def _stream_codes(columns: EventColumns, rows: np.ndarray) -> np.ndarray:
-    """An int per row naming its raw (topic, partition) within the batch."""
+    """An int per row naming its raw (topic, partition) within the batch; -1 for rows not from Kafka."""
     partitions = columns.partitions[rows].astype(np.int64)
-    return columns.topic_index[rows].astype(np.int64) * (int(columns.partitions.max()) + 2) + partitions + 1
+    codes = columns.topic_index[rows].astype(np.int64) * (int(columns.partitions.max()) + 2) + partitions + 1
+    return np.where(columns.offsets[rows] >= 0, codes, -1)
+
+
+def _stream_names(columns: EventColumns, rows: np.ndarray, codes: np.ndarray) -> dict[int, str]:
+    """ "topic/partition" (as in `SessionState.marks`) of each stream code of `rows`."""
+    distinct, first = np.unique(codes, return_index=True)
+    picked = rows[first]
+    topics = [columns.topics[t] for t in columns.topic_index[picked].tolist()]
+    return {
+        code: f"{topic}/{partition}"
+        for code, topic, partition in zip(
+            distinct.tolist(), topics, columns.partitions[picked].tolist(), strict=True
+        )
+    }
+
+
+def _single_stream(codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(G,) bool: whether all rows of each group share one stream code (sorted rows, group starts)."""
+    return np.minimum.reduceat(codes, starts) == np.maximum.reduceat(codes, starts)
 
 
 def _not_redelivered(
@@ -236,37 +251,44 @@ def _not_redelivered(
     does (a refused row, `valid` False, moves no mark).
     """
     fresh = np.ones(len(order), bool)
-    offsets, lines = columns.offsets[order], columns.lines[order]
-    from_kafka = offsets >= 0
-    if not from_kafka.any():
+    offsets = columns.offsets[order]
+    if not (offsets >= 0).any():
         return fresh
+    lines = columns.lines[order]
     group = np.repeat(np.arange(len(first)), np.diff(np.append(first, len(order))))
-    stream = _stream_codes(columns, order)
-    # Rows by (session, stream), event order kept: consecutive rows of one pair must increase.
-    by_pair = np.lexsort((np.arange(len(order)), stream, group))
-    g, s, o, li = group[by_pair], stream[by_pair], offsets[by_pair], lines[by_pair]
-    same = (g[1:] == g[:-1]) & (s[1:] == s[:-1])
+    codes = _stream_codes(columns, order)
+    names = _stream_names(columns, order, codes)
+    # Rows by (session, stream) in event order; sorted rows already are when each session has one.
+    by_pair = (
+        np.arange(len(order))
+        if _single_stream(codes, first).all()
+        else np.lexsort((np.arange(len(order)), codes, group))
+    )
+    g, c, o, li = group[by_pair], codes[by_pair], offsets[by_pair], lines[by_pair]
+    same = (g[1:] == g[:-1]) & (c[1:] == c[:-1])
     later = (o[1:] > o[:-1]) | ((o[1:] == o[:-1]) & (li[1:] > li[:-1]))
-    suspect = set(g[1:][same & ~later & from_kafka[by_pair][1:]].tolist())
-    pair_first = np.flatnonzero(np.concatenate(([True], ~same)))
-    marked = [i for i, state in enumerate(states) if state.marks]
-    if marked:
-        heads = by_pair[pair_first]
-        heads = heads[np.isin(group[heads], marked) & from_kafka[heads]]
-        names = _streams(columns, order[heads])
-        for k, name in zip(heads.tolist(), names, strict=True):
-            gi = int(group[k])
-            mark = next((m for m in states[gi].marks if m[0] == name), None)
-            if mark is not None and (int(offsets[k]), int(lines[k])) <= (mark[1], mark[2]):
+    suspect = set(g[1:][same & ~later & (c[1:] >= 0)].tolist())
+    has_marks = np.fromiter((bool(state.marks) for state in states), bool, len(states))
+    heads = by_pair[np.flatnonzero(np.concatenate(([True], ~same)))]
+    heads = heads[has_marks[group[heads]] & (codes[heads] >= 0)]
+    for gi, code, offset, line in zip(
+        group[heads].tolist(),
+        codes[heads].tolist(),
+        offsets[heads].tolist(),
+        lines[heads].tolist(),
+        strict=True,
+    ):
+        name = names[code]
+        for mark in states[gi].marks:
+            if mark[0] == name and (offset, line) <= (mark[1], mark[2]):
                 suspect.add(gi)
     for gi in sorted(suspect):
         start, end = int(first[gi]), int(first[gi + 1]) if gi + 1 < len(first) else len(order)
         seen = {m[0]: (m[1], m[2]) for m in states[gi].marks}
-        names = _streams(columns, order[start:end])
-        for k, name in zip(range(start, end), names, strict=True):
-            if offsets[k] < 0:
+        for k in range(start, end):
+            if codes[k] < 0:
                 continue
-            at = (int(offsets[k]), int(lines[k]))
+            name, at = names[int(codes[k])], (int(offsets[k]), int(lines[k]))
             if name in seen and at <= seen[name]:
                 fresh[k] = False
             elif valid[k]:
@@ -322,38 +344,39 @@ def _advanced(
     ts = columns.timestamps[rows]
     index = np.arange(len(rows))
     valid = ~np.isnan(ts)
-    first_valid = np.minimum.reduceat(np.where(valid, index, len(rows)), starts)
-    last_valid = np.maximum.reduceat(np.where(valid, index, -1), starts)
     padded_ts = np.append(ts, np.nan)
-    first_ts = padded_ts[first_valid].tolist()
-    last_ts = padded_ts[last_valid].tolist()
-    touched = np.fmax.reduceat(clock, starts).tolist() if len(clock) else []
-    offsets, partitions, lines = columns.offsets[rows], columns.partitions[rows], columns.lines[rows]
-    from_kafka = offsets >= 0
-    stream = np.where(from_kafka, _stream_codes(columns, rows), -1)
-    one_stream = np.minimum.reduceat(stream, starts) == np.maximum.reduceat(stream, starts)
-    last_names = _streams(columns, rows[ends - 1])
-    offs, parts, lns = offsets.tolist(), partitions.tolist(), lines.tolist()
-    kafka = from_kafka.tolist()
+    first_ts = padded_ts[np.minimum.reduceat(np.where(valid, index, len(rows)), starts)].tolist()
+    last_ts = padded_ts[np.maximum.reduceat(np.where(valid, index, -1), starts)].tolist()
+    touched = np.fmax.reduceat(clock, starts).tolist()
+    codes = _stream_codes(columns, rows)
+    names = _stream_names(columns, rows, codes)
+    single = _single_stream(codes, starts).tolist()
+    offs, parts, lns, code_list = (
+        columns.offsets[rows].tolist(),
+        columns.partitions[rows].tolist(),
+        columns.lines[rows].tolist(),
+        codes.tolist(),
+    )
     out: list[SessionState] = []
-    for g, state in enumerate(states):
-        start, end = int(starts[g]), int(ends[g])
-        n = end - start
-        keep = min(window_size, len(state.window[-window_size:]) + n)
-        end_ctx = end + (g + 1) * window_size
+    for g, (state, start, end) in enumerate(zip(states, starts.tolist(), ends.tolist(), strict=True)):
         marks = state.marks
-        if one_stream[g]:
-            if kafka[end - 1]:
-                name = last_names[g]
+        if single[g]:
+            # One stream (or none): its last row is the mark, the last l rows the raw positions.
+            tail = range(max(start, end - window_size), end) if code_list[start] >= 0 else range(0)
+            if code_list[start] >= 0:
+                name = names[code_list[start]]
                 marks = (*(m for m in marks if m[0] != name), (name, offs[end - 1], lns[end - 1]))
         else:
-            names = _streams(columns, rows[start:end])
-            for k, name in zip(range(start, end), names, strict=True):
-                if kafka[k]:
+            tail = _last_from_kafka(code_list, start, end, window_size)
+            for k in range(start, end):
+                if code_list[k] >= 0:
+                    name = names[code_list[k]]
                     marks = (*(m for m in marks if m[0] != name), (name, offs[k], lns[k]))
         recent = list(state.recent)
-        for k in _last_from_kafka(kafka, start, end, window_size):
+        for k in tail:
             recent += (parts[k], offs[k], lns[k])
+        end_ctx = end + (g + 1) * window_size
+        keep = min(window_size, len(state.window) + end - start)
         first_t, last_t, touched_t = first_ts[g], last_ts[g], touched[g]
         out.append(
             SessionState(
@@ -361,9 +384,9 @@ def _advanced(
                 session_key=state.session_key,
                 window=tuple(ctx[end_ctx - keep : end_ctx]),
                 first_ts=state.first_ts if state.first_ts is not None else _time(first_t),
-                last_ts=_time(last_t) if last_t == last_t else state.last_ts,
+                last_ts=last_t if last_t == last_t else state.last_ts,
                 touched_at=_later(state.touched_at, _time(touched_t)),
-                event_count=state.event_count + n,
+                event_count=state.event_count + end - start,
                 alerted=state.alerted,
                 marks=marks,
                 recent=tuple(recent[-3 * window_size :]),
@@ -372,13 +395,13 @@ def _advanced(
     return out
 
 
-def _last_from_kafka(kafka: list[bool], start: int, end: int, count: int) -> list[int]:
-    """The last `count` indices in [start, end) of rows from Kafka, in order (rows from elsewhere
-    have no raw position: older positions stay in a session's `recent` instead)."""
+def _last_from_kafka(codes: list[int], start: int, end: int, count: int) -> list[int]:
+    """The last `count` indices in [start, end) of rows from Kafka (code >= 0), in order: rows from
+    elsewhere have no raw position, so older positions stay in a session's `recent` instead."""
     found: list[int] = []
     k = end - 1
     while k >= start and len(found) < count:
-        if kafka[k]:
+        if codes[k] >= 0:
             found.append(k)
         k -= 1
     return found[::-1]

@@ -86,6 +86,12 @@ class Settings:
     # batches the detect agent scores: per-message costs (encoding, partitioning, Kafka) are paid once
     # per this many lines (benchmarks/stages.py: 100-line messages cost ~1.6x what 500-line ones do).
     replay_lines_per_message: int = 500
+    # The parse agent parses the raw messages already waiting together, at most this many (and about
+    # this many bytes), and sends their events as one log-events message per partition: the detect
+    # agent's costs are per message (benchmarks/stages.py). A quiet stream is still handled message
+    # by message, at once.
+    parse_batch_messages: int = 32
+    parse_batch_bytes: int = 4 << 20
     # A raw message over this is refused whole (`oversized`): a guard against absurd payloads, at the
     # 16 MiB the broker, producers and consumers are configured for. Bad lines are refused one by one:
     max_record_bytes: int = 16 << 20
@@ -122,6 +128,12 @@ class Settings:
                 f"settings: replay_lines_per_message must be at least 1, "
                 f"got {self.replay_lines_per_message}; "
                 "set LOGAD_REPLAY_LINES_PER_MESSAGE (default 500)"
+            )
+        if self.parse_batch_messages < 1 or self.parse_batch_bytes < 1:
+            raise ConfigError(
+                f"settings: parse_batch_messages and parse_batch_bytes must be at least 1, got "
+                f"{self.parse_batch_messages} and {self.parse_batch_bytes}; set LOGAD_PARSE_BATCH_MESSAGES "
+                f"(default 32) and LOGAD_PARSE_BATCH_BYTES (default 4 MiB)"
             )
         # A plain str given by code (an override, `replace`) would print in logs: wrap it too.
         for name in _secret_fields(type(self)):
