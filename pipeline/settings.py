@@ -108,6 +108,11 @@ class Settings:
     # Raw messages this worker parsed lately, kept so that an alert finds its lines in memory instead of
     # reading raw-logs back (a read-back blocks the detect agent for a fetch round trip).
     alert_raw_cache_bytes: int = 32 << 20
+    # `logad notify`: where alerts go (Alertmanager's base URL, or a webhook taking JSON POSTs), and the
+    # consumer group whose committed offsets say which alerts were delivered.
+    alertmanager_url: str = ""
+    notify_webhook_url: str = ""
+    notify_group: str = "logad-notify"
     # DeepLog's parameter value model: checked for every session event when a version of it exists in
     # the model repository at worker start (in-process TorchScript); "" turns it off.
     parameter_model: str = "deeplog_params"
