@@ -73,6 +73,11 @@ class Settings:
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
+    # How `logad train` lays out config.pbtxt (`pipeline.triton_config`): "python" (the runner the local
+    # Triton serves) or "libtorch" (the stock Triton container's native TorchScript backend), and
+    # where its instances run: "cpu" or "gpu" (libtorch only).
+    triton_platform: str = "python"
+    triton_device: str = "cpu"
     model_repo: Path = Path("model_repo")
     # Files
     data_dir: Path = Path("../shared/data")
@@ -228,6 +233,12 @@ class Settings:
             session_state_topic=f"{prefix}-state-{run_id}",
             app_id=f"logad-{prefix}-{run_id}",
         )
+
+    def serving_layout(self) -> Any:
+        """`triton_platform` and `triton_device` checked (`pipeline.triton_config.ServingLayout`)."""
+        from pipeline.triton_config import ServingLayout
+
+        return ServingLayout.parse(self.triton_platform, self.triton_device)
 
     def all_topics(self) -> tuple[str, ...]:
         return (

@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.errors import InfrastructureError
 from pipeline.settings import Settings
+from pipeline.topic_contracts import raw_message_headers
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +411,8 @@ def replay_lines(
 ) -> int:
     """Produce raw lines to `topic` (several per message when asked), optionally paced; returns lines sent.
 
-    Messages carry the `source` header and key, and `produced_at` (epoch seconds) for latency tracking.
+    Messages carry the `source` header and key, `produced_at` (epoch seconds) for latency tracking and
+    a `content-type` (`pipeline.topic_contracts.raw_message_headers`).
     """
     out = producer(settings)
     sent = 0
@@ -421,7 +423,7 @@ def replay_lines(
         nonlocal chunk
         if not chunk:
             return
-        headers = [("source", source.encode()), ("produced_at", repr(time.time()).encode())]
+        headers = raw_message_headers(source, time.time())
         while True:
             try:
                 out.produce(topic, key=source.encode(), value=b"\n".join(chunk), headers=headers)
