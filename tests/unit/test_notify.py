@@ -167,3 +167,29 @@ def test_filtered_and_unreadable_records_are_committed_past_without_a_post() -> 
     records.values.append(encode_alert(make_alert()))
     assert notifier.step() and records.commits == [4, 5]  # nothing to post, still committed past
     assert sink.posted == [oov]
+
+
+def test_the_routing_core_imports_no_client() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, pipeline.alert_routing, pipeline.notify, pipeline.topic_contracts; "
+        "import pipeline.triton_config; "
+        "print(sorted(m for m in ('torch', 'faust', 'confluent_kafka', 'aiokafka', 'tritonclient', "
+        "'urllib.request') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "[]"
+
+
+def test_tail_json_prints_the_alert_as_the_topic_carries_it() -> None:
+    from pipeline.alerts import decode_alert
+    from pipeline.commands.online import alert_json
+
+    alert = make_alert(AlertKind.PARAMETER_VALUE)
+    line = alert_json(alert)
+    assert "\n" not in line and orjson.loads(line)["schema"] == "log-anomaly/2"
+    assert decode_alert(line.encode()) == alert
