@@ -137,6 +137,8 @@ def publish_version(
     else:
         log.warning("publishing %s as not servable: %s", spec.name, unservable_reason)
         metadata = {**metadata, UNSERVABLE_KEY: unservable_reason}
+    if not layout.verifies_itself:
+        check_forward_arguments(spec, scripted)
     model_dir = Path(repo) / spec.name
     model_dir.mkdir(parents=True, exist_ok=True)
     if layout.verifies_itself:
@@ -286,6 +288,18 @@ class NewestServable:
             return
         check_servable(self.repo, self.name, version)
         self._servable.add(key)
+
+
+def check_forward_arguments(spec: ModelSpec, scripted: torch.jit.ScriptModule) -> None:
+    """The libtorch backend binds inputs to `forward`'s arguments by name: the spec's input names must
+    be those arguments, in order, or the version would fail to load (ModelError before writing)."""
+    arguments = [a.name for a in scripted.forward.schema.arguments[1:]]  # without self
+    declared = [t.name for t in spec.inputs]
+    if arguments != declared:
+        raise ModelError(
+            f"publish {spec.name} for libtorch: config inputs {declared} are not the TorchScript forward "
+            f"arguments {arguments}; name the spec's inputs after forward's arguments"
+        )
 
 
 def write_pinned_config(repo: Path, spec: ModelSpec, layout: ServingLayout) -> int | None:

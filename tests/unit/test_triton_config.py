@@ -4,6 +4,7 @@ called with the names, dims and dtypes of its config, answering the config's out
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from pipeline.model_repository import (
     MODEL_FILE,
     ModelSpec,
     pinned_version,
+    publish_version,
     write_pinned_config,
 )
 from pipeline.models import parameters as parameter_model
@@ -189,3 +191,13 @@ def test_bad_layout_settings_are_config_errors(platform: str, device: str, compl
     with pytest.raises(ConfigError, match=complaint.replace("(", r"\(")):
         Settings(triton_platform=platform, triton_device=device).serving_layout()
     assert ServingLayout.parse(" LibTorch ", "GPU") == ServingLayout(Platform.LIBTORCH, Device.GPU)
+
+
+def test_a_spec_whose_inputs_are_not_forwards_arguments_is_refused_for_libtorch(tmp_path: Path) -> None:
+    scripted = torch.jit.script(parameter_net())
+    spec = ModelSpec.from_io("deeplog_params", parameter_model.io_spec(H, SCHEMA.width))
+    swapped = dataclasses.replace(spec, inputs=(spec.inputs[1], spec.inputs[0], spec.inputs[2]))
+    layout = ServingLayout(Platform.LIBTORCH, Device.CPU)
+    with pytest.raises(ModelError, match=r"inputs \['history', 'template_id', 'observed'\] are not"):
+        publish_version(tmp_path, swapped, scripted, {}, unservable_reason="unit test", layout=layout)
+    assert not (tmp_path / "deeplog_params").exists()  # refused before anything was written
