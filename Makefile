@@ -23,6 +23,7 @@ demo: $(BIN)/.installed
 	$(BIN)/logad demo $(ARGS)
 
 test: $(BIN)/.installed
+	test -x /usr/bin/prometheus-alertmanager || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 

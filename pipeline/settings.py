@@ -73,6 +73,11 @@ class Settings:
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
+    # How `logad train` lays out config.pbtxt (`pipeline.triton_config`): "python" (the runner the local
+    # Triton serves) or "libtorch" (the stock Triton container's native TorchScript backend), and
+    # where its instances run: "cpu" or "gpu" (libtorch only).
+    triton_platform: str = "python"
+    triton_device: str = "cpu"
     model_repo: Path = Path("model_repo")
     # Files
     data_dir: Path = Path("../shared/data")
@@ -114,6 +119,11 @@ class Settings:
     # Raw messages this worker parsed lately, kept so that an alert finds its lines in memory instead of
     # reading raw-logs back (a read-back blocks the detect agent for a fetch round trip).
     alert_raw_cache_bytes: int = 32 << 20
+    # `logad notify`: where alerts go (Alertmanager's base URL, or a webhook taking JSON POSTs), and the
+    # consumer group whose committed offsets say which alerts were delivered.
+    alertmanager_url: str = ""
+    notify_webhook_url: str = ""
+    notify_group: str = "logad-notify"
     # DeepLog's parameter value model: checked for every session event when a version of it exists in
     # the model repository at worker start (in-process TorchScript); "" turns it off.
     parameter_model: str = "deeplog_params"
@@ -235,6 +245,12 @@ class Settings:
             session_state_topic=f"{prefix}-state-{run_id}",
             app_id=f"logad-{prefix}-{run_id}",
         )
+
+    def serving_layout(self) -> Any:
+        """`triton_platform` and `triton_device` checked (`pipeline.triton_config.ServingLayout`)."""
+        from pipeline.triton_config import ServingLayout
+
+        return ServingLayout.parse(self.triton_platform, self.triton_device)
 
     def all_topics(self) -> tuple[str, ...]:
         return (
