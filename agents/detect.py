@@ -22,7 +22,7 @@ import orjson
 from agents import lag, session_state
 from agents.app import anomalies, app, dead_letters, log_events, metrics, settings, wall_clock
 from agents.failures import dead_letter_or_exit
-from agents.ordering import InputRecord, detect_order
+from agents.faust_workarounds import InputRecord, detect_order
 from agents.parse import follower, raw_lines, raw_messages, watermark, window_follower
 from pipeline.alerts import Alert, encode_alert
 from pipeline.columnar_detect import ColumnarDetector

@@ -13,7 +13,7 @@ import faust
 from agents import lag
 from agents.app import app, dead_letters, log_events, metrics, raw_logs, settings, templates, wall_clock
 from agents.failures import dead_letter_or_exit
-from agents.ordering import InputRecord, parse_order
+from agents.faust_workarounds import InputRecord, parse_order
 from pipeline.adapters.kafka import RawMessageReader
 from pipeline.deployment import SourceParsers, TemplateFollower
 from pipeline.parse_stage import ParseStage

@@ -1,7 +1,18 @@
-"""Each agent handles every record of its partitions once and in order (see pipeline.stream_order).
+"""Every place the worker reaches into faust's internals, in one module, checked against the
+faust-streaming versions it was verified with (`VERIFIED_FAUST_VERSIONS`, pinned in pyproject.toml).
+
+- In-order handling with read-back: after a rebalance faust can skip records of a partition; they
+  are read back directly (`InOrder.records_before`) and `Consumer._add_gap` (private) tells faust's
+  consumer that those offsets are done, or its commits for the partition stop at the first one.
+- Manual acknowledgement in batches (`InOrder.batches`): `Stream.noack()` and `Stream.ack(event)`,
+  because faust's `take_events()` can pair a buffered value with another message's event and lose
+  records, and an auto-acked stream acknowledges a record as soon as the next one is taken.
 
 `InOrder.records(stream)` yields the records of an agent's stream in offset order: those faust
-skipped are read back and come first, those handled already are left out.
+skipped are read back and come first, those handled already are left out (see
+pipeline.stream_order). A worker refuses to start on a faust-streaming version these workarounds
+were not verified with (`check_faust_version`): a private API that changed would lose records
+silently.
 """
 
 from __future__ import annotations
@@ -12,14 +23,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import faust
 from faust.types import TP
 
 from agents.app import app, metrics, settings
+from pipeline.adapters.faust_config import check_faust_version
 from pipeline.adapters.kafka import PartitionReader
 from pipeline.errors import InfrastructureError
 from pipeline.stream_order import OffsetTracker
 
 log = logging.getLogger(__name__)
+
+check_faust_version(faust.__version__)
 
 
 @dataclass(frozen=True)
