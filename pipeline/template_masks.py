@@ -1,0 +1,72 @@
+"""The masking of the `logad` parser mode: variables found inside whitespace tokens.
+
+Drain3 masks with regexes over the line and splits on whitespace, so a variable glued to text
+(`HWID=1973`, `(TID`, `43)`, `[instance:`, `/10.1.2.3:50010`) either escapes its mask or takes the
+whole token with it. Here every whitespace token is cut at the punctuation that separates values in
+log lines (`= : , ; ( ) [ ] { } " ' |`), and each piece is masked on its own:
+
+- whole-token kinds first, on the token without its enclosing brackets, quotes and trailing
+  punctuation: URL, PATH (two or more `/` segments), UUID, IP (with an optional port);
+- then per piece: HEX (`0x...`, or 8+ hex digits with a digit and a letter), and NUM for any other
+  piece holding a digit (numbers, durations `12ms`, sizes `3.5GB`, ids `attempt_42_m_7`): a digit
+  marks a value far more often than a word does, in every loghub system.
+
+The token count never changes (pieces keep their separators), so a template's tokens still line up
+with the line's tokens and parameters are the tokens that differ, as in the Drain3 mode. Masking a
+token depends on that token only, so the miner memoizes it per token.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Separators between a key and its value or between list items; kept in the masked token.
+_PIECES = re.compile(r"([=:,;()\[\]{}\"'|]+)")
+_EDGES = re.compile(r"^([\[({\"']*)(.*?)([\])}\"',;:.]*)$", re.DOTALL)
+_DIGIT = re.compile(r"\d")
+_MASK = re.compile(r"<[A-Z]+>")
+# A word with one digit at its end (`eth0`, `alt0`, `utf8`, `ipv4`) names a thing, not a value.
+_NAME_WITH_DIGIT = re.compile(r"[A-Za-z]{2,}\d")
+_ONLY_MASKS = re.compile(r"(?:<[A-Z]+>[=:,;|.\-_/@#+]*)+")
+
+_WHOLE_TOKEN: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("URL", re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")),
+    ("PATH", re.compile(r"(?:[A-Za-z]:)?(?:~|\.{1,2})?/[^/\s]*/\S*")),
+    ("UUID", re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")),
+    ("IP", re.compile(r"/?(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?")),
+)
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}")
+
+
+def _mask_piece(piece: str) -> str:
+    if not piece or _DIGIT.search(piece) is None or piece.startswith("<"):
+        return piece
+    if _HEX.fullmatch(piece):
+        return "<HEX>"
+    for name, pattern in _WHOLE_TOKEN:
+        if pattern.fullmatch(piece):
+            return f"<{name}>"
+    if _NAME_WITH_DIGIT.fullmatch(piece):
+        return piece
+    return "<NUM>"
+
+
+def mask_token(token: str) -> str:
+    """One whitespace token with its variables masked (`HWID=1973` -> `HWID=<NUM>`)."""
+    edges = _EDGES.match(token)
+    if edges is not None:
+        head, core, tail = edges.groups()
+        for name, pattern in _WHOLE_TOKEN:
+            if core and pattern.fullmatch(core):
+                return f"{head}<{name}>{tail}"
+    if _DIGIT.search(token) is None:
+        return token
+    masked = "".join(_mask_piece(p) if i % 2 == 0 else p for i, p in enumerate(_PIECES.split(token)))
+    edges = _EDGES.match(masked)
+    if edges is not None:
+        head, core, tail = edges.groups()
+        first = _MASK.match(core)
+        if first is not None and _ONLY_MASKS.fullmatch(core) and core != first.group():
+            # a list or tuple of values (`<IP>,<IP>`, `<NUM>:<NUM>`) is one value of varying length
+            return f"{head}{first.group()}{tail}"
+    return masked
