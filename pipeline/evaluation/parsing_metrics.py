@@ -71,9 +71,7 @@ def normalise_template(template: str) -> str:
     pieces = _DELIMITERS.split(text)
     out: list[str] = []
     for piece in pieces:
-        if piece and (WILDCARD in piece or _DIGITS.fullmatch(piece)) and piece != WILDCARD:
-            piece = WILDCARD if "/" not in piece else piece
-        out.append(piece)
+        out.append(WILDCARD if piece and (WILDCARD in piece or _DIGITS.fullmatch(piece)) else piece)
     text = "".join(out)
     previous = None
     while previous != text:
