@@ -27,6 +27,7 @@ _DIGIT = re.compile(r"\d")
 _MASK = re.compile(r"<[A-Z]+>")
 # A word with one digit at its end (`eth0`, `alt0`, `utf8`, `ipv4`) names a thing, not a value.
 _NAME_WITH_DIGIT = re.compile(r"[A-Za-z]{2,}\d")
+_WORD_PREFIX = re.compile(r"([A-Za-z]{2,}[.\-#_]+?)[-+]?\d[\w.\-]*")
 _ONLY_MASKS = re.compile(r"(?:<[A-Z]+>[=:,;|.\-_/@#+]*)+")
 
 _WHOLE_TOKEN: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -39,16 +40,27 @@ _HEX = re.compile(r"0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-
 
 
 def _mask_piece(piece: str) -> str:
-    if not piece or _DIGIT.search(piece) is None or piece.startswith("<"):
+    if not piece or piece.startswith("<"):
         return piece
-    if _HEX.fullmatch(piece):
-        return "<HEX>"
+    if _DIGIT.search(piece) is None:  # only a path or URL can be a value without a digit
+        if "/" in piece:
+            for name, pattern in _WHOLE_TOKEN[:2]:
+                if pattern.fullmatch(piece):
+                    return f"<{name}>"
+        return piece
+    stem = piece.rstrip(".")  # a sentence's full stop is not part of the value
+    end = piece[len(stem) :]
+    if _HEX.fullmatch(stem):
+        return "<HEX>" + end
     for name, pattern in _WHOLE_TOKEN:
-        if pattern.fullmatch(piece):
-            return f"<{name}>"
-    if _NAME_WITH_DIGIT.fullmatch(piece):
+        if pattern.fullmatch(stem):
+            return f"<{name}>{end}"
+    if _NAME_WITH_DIGIT.fullmatch(stem):
         return piece
-    return "<NUM>"
+    prefixed = _WORD_PREFIX.fullmatch(stem)
+    if prefixed is not None:  # `node-246`, `core.2275`: the word before the number is constant text
+        return f"{prefixed.group(1)}<NUM>{end}"
+    return "<NUM>" + end
 
 
 def mask_token(token: str) -> str:
@@ -58,8 +70,9 @@ def mask_token(token: str) -> str:
         head, core, tail = edges.groups()
         for name, pattern in _WHOLE_TOKEN:
             if core and pattern.fullmatch(core):
-                return f"{head}<{name}>{tail}"
-    if _DIGIT.search(token) is None:
+                scheme = core[: core.index("://") + 3] if name == "URL" else ""
+                return f"{head}{scheme}<{name}>{tail}"
+    if _DIGIT.search(token) is None and "/" not in token:
         return token
     masked = "".join(_mask_piece(p) if i % 2 == 0 else p for i, p in enumerate(_PIECES.split(token)))
     edges = _EDGES.match(masked)

@@ -34,18 +34,16 @@ def is_variable(token: str) -> bool:
 def mergeable(new: tuple[str, ...], old: tuple[str, ...]) -> bool:
     """Whether two same-length templates differ only in variable positions, and share a constant.
 
-    A position may differ when the old template has a wildcard there, or when both tokens hold
-    values with the same text around them (`<NUM>` and `<HEX>`, `id=<NUM>` and `id=<HEX>`). Two
-    different words never merge here: telling a variable word from a constant one is Drain's
-    similarity test, inside its leaf."""
+    A position may differ when the new token holds a value and the old template has a wildcard
+    there, or when both tokens hold values with the same text around them (`<NUM>` and `<HEX>`,
+    `id=<NUM>` and `id=<HEX>`). A word never merges here (`Link ok` into `Link <*>`): telling a
+    variable word from a constant one is Drain's similarity test, inside its leaf."""
     shared_constant = False
     for a, b in zip(new, old, strict=True):
         if a == b:
             shared_constant = shared_constant or not is_variable(a)
             continue
-        if b == WILDCARD:
-            continue
-        if not (is_variable(a) and is_variable(b) and shape(a) == shape(b)):
+        if not (is_variable(a) and (b == WILDCARD or (is_variable(b) and shape(a) == shape(b)))):
             return False
     return shared_constant
 

@@ -20,15 +20,21 @@ from pipeline.templates import Change, DrainConfig, MinerMode, ParserMode, Templ
         ("/10.250.19.102:54106", "<IP>"),
         ("[10.1.2.3]", "[<IP>]"),
         ("10.1.1.1,10.2.2.2", "<IP>"),  # a list of values is one value
-        ("Interconnect-1T:00:1:0", "<NUM>"),
+        ("Interconnect-1T:00:1:0", "Interconnect-<NUM>:<NUM>:<NUM>:<NUM>"),  # the word before stays
+        ("node-246", "node-<NUM>"),
+        ("core.2275.", "core.<NUM>."),  # a full stop is no part of the value
+        ("blk_-123", "blk_<NUM>"),  # signed or not: one shape
+        ("dcbf.........0", "dcbf.........<NUM>"),
+        ("chdir(/scratch/user/tests)", "chdir(<PATH>)"),
         ("a7b3c1d0-1111-2222-3333-444455556666]", "<UUID>]"),
         ("113d3a99c3da401fbd62cc2caa5b96d2", "<HEX>"),
         ("0x1f,", "<HEX>,"),
         ("/mnt/hadoop/dfs/data", "<PATH>"),
-        ("hdfs://namenode:9000/user/x", "<URL>"),
+        ("hdfs://namenode:9000/user/x", "hdfs://<URL>"),  # the scheme is constant text
         ("12ms", "<NUM>"),
         ("3.5GB", "<NUM>"),
-        ("attempt_201706092018_0024_m_000001_1:", "<NUM>:"),
+        ("attempt_201706092018_0024_m_000001_1:", "attempt_<NUM>:"),
+        ("and/or", "and/or"),
         ("eth0", "eth0"),  # a word with one trailing digit names a thing
         ("yarn,curi", "yarn,curi"),  # words are Drain's business
         ("[instance:", "[instance:"),
