@@ -11,9 +11,12 @@ log lines (`= : , ; ( ) [ ] { } " ' |`), and each piece is masked on its own:
   piece holding a digit (numbers, durations `12ms`, sizes `3.5GB`, ids `attempt_42_m_7`): a digit
   marks a value far more often than a word does, in every loghub system.
 
-The token count never changes (pieces keep their separators), so a template's tokens still line up
-with the line's tokens and parameters are the tokens that differ, as in the Drain3 mode. Masking a
-token depends on that token only, so the miner memoizes it per token.
+Masking keeps the token count (pieces keep their separators), and masking a token depends on that
+token only, so the miner memoizes it per token. After masking, `collapse_repeats` turns a run of
+equal masked tokens into one (`delete blk_<NUM> blk_<NUM> blk_<NUM>`): a list of values of varying
+length is one variable, where Drain would start a template per list length. Only such lines have
+fewer template tokens than line tokens (their parameters are then not split out, as for any
+token-count mismatch in `pipeline.parsing.extract_params`).
 """
 
 from __future__ import annotations
@@ -83,3 +86,13 @@ def mask_token(token: str) -> str:
             # a list or tuple of values (`<IP>,<IP>`, `<NUM>:<NUM>`) is one value of varying length
             return f"{head}{first.group()}{tail}"
     return masked
+
+
+def collapse_repeats(tokens: list[str]) -> list[str]:
+    """Masked tokens with each run of one repeated masked token (a value list) cut to one."""
+    out: list[str] = []
+    for token in tokens:
+        if out and token == out[-1] and "<" in token and _MASK.search(token) is not None:
+            continue
+        out.append(token)
+    return out

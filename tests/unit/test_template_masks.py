@@ -6,7 +6,7 @@ import pytest
 from drain3.drain import Drain, LogCluster
 
 from pipeline.errors import ConfigError
-from pipeline.template_masks import mask_token
+from pipeline.template_masks import collapse_repeats, mask_token
 from pipeline.template_merge import TemplateMerger, mergeable
 from pipeline.templates import Change, DrainConfig, MinerMode, ParserMode, TemplateMiner
 
@@ -42,6 +42,26 @@ from pipeline.templates import Change, DrainConfig, MinerMode, ParserMode, Templ
 )
 def test_mask_token(token: str, masked: str) -> None:
     assert mask_token(token) == masked
+
+
+@pytest.mark.parametrize(
+    ("tokens", "collapsed"),
+    [
+        ("delete blk_<NUM> blk_<NUM> blk_<NUM> now", "delete blk_<NUM> now"),
+        ("speeds ( <NUM> <NUM> <NUM> )", "speeds ( <NUM> )"),
+        ("<NUM> <HEX> <NUM> <HEX>", "<NUM> <HEX> <NUM> <HEX>"),  # only runs of one token
+        ("very very long", "very very long"),  # words are not values
+    ],
+)
+def test_collapse_repeats(tokens: str, collapsed: str) -> None:
+    assert " ".join(collapse_repeats(tokens.split())) == collapsed
+
+
+def test_value_lists_of_any_length_share_a_template() -> None:
+    miner = TemplateMiner(parser_mode="logad")
+    short = miner.learn("ask 10.0.0.1 to delete blk_1 blk_2")
+    long = miner.learn("ask 10.0.0.2 to delete blk_3 blk_4 blk_5 blk_6")
+    assert short.cluster_id == long.cluster_id and long.template == "ask <IP> to delete blk_<NUM>"
 
 
 @pytest.mark.parametrize(
