@@ -88,11 +88,16 @@ def mask_token(token: str) -> str:
     return masked
 
 
+def is_valued(token: str) -> bool:
+    """Whether a masked token holds a mask (`<NUM>`, `blk_<NUM>`)."""
+    return "<" in token and _MASK.search(token) is not None
+
+
 def collapse_repeats(tokens: list[str]) -> list[str]:
     """Masked tokens with each run of one repeated masked token (a value list) cut to one."""
     out: list[str] = []
     for token in tokens:
-        if out and token == out[-1] and "<" in token and _MASK.search(token) is not None:
+        if out and token == out[-1] and is_valued(token):
             continue
         out.append(token)
     return out

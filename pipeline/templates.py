@@ -26,7 +26,7 @@ from drain3.template_miner_config import TemplateMinerConfig
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.records import TemplateRecord
-from pipeline.template_masks import collapse_repeats, mask_token
+from pipeline.template_masks import collapse_repeats, is_valued, mask_token
 from pipeline.template_merge import TemplateMerger
 
 log = logging.getLogger(__name__)
@@ -227,37 +227,45 @@ class TemplateMiner:
         In LOGAD mode `template_masks.mask_token` comes first, per token, then the configured
         rules: a whole token (a UUID, a path) is recognised before a user's `\\d+` cuts it up;
         last, runs of one repeated masked token become one (`template_masks.collapse_repeats`)."""
-        local = self.config.masking.token_local
-        if not local:
-            if not self._logad:
-                return " ".join(self._masker.mask(content).split())
-            return " ".join(
-                collapse_repeats(self._masker.mask(" ".join(self._logad_tokens(content))).split())
-            )
+        if self._logad:
+            return self._mask_logad(content)
+        if not self.config.masking.token_local:
+            return " ".join(self._masker.mask(content).split())
         memo = self._token_memo
         out = []
         for token in content.split():
             masked = memo.get(token)
             if masked is None:
-                masked = self._masker.mask(mask_token(token) if self._logad else token)
+                masked = self._masker.mask(token)
                 if len(memo) >= _TOKEN_MEMO_MAX:
                     memo.clear()
                 memo[token] = masked
             out.append(masked)
-        return " ".join(collapse_repeats(out) if self._logad else out)
+        return " ".join(out)
 
-    def _logad_tokens(self, content: str) -> list[str]:
+    def _mask_logad(self, content: str) -> str:
+        local = self.config.masking.token_local
         memo = self._token_memo
-        out = []
+        out: list[str] = []
+        previous = None
         for token in content.split():
             masked = memo.get(token)
             if masked is None:
                 masked = mask_token(token)
+                if local:
+                    masked = self._masker.mask(masked)
                 if len(memo) >= _TOKEN_MEMO_MAX:
                     memo.clear()
                 memo[token] = masked
+            # the common case inline: a repeated masked token (`collapse_repeats`, which runs last
+            # when the configured rules see the whole line)
+            if masked == previous and local and is_valued(masked):
+                continue
             out.append(masked)
-        return out
+            previous = masked
+        if not local:
+            return " ".join(collapse_repeats(self._masker.mask(" ".join(out)).split()))
+        return " ".join(out)
 
     # modes -----------------------------------------------------------------------------------
     def process(self, content: str) -> TemplateMatch:
