@@ -8,8 +8,9 @@ log lines (`= : , ; ( ) [ ] { } " ' |`), and each piece is masked on its own:
 - whole-token kinds first, on the token without its enclosing brackets, quotes and trailing
   punctuation: URL, PATH (two or more `/` segments), UUID, IP (with an optional port);
 - then per piece: HEX (`0x...`, or 8+ hex digits with a digit and a letter), and NUM for any other
-  piece holding a digit (numbers, durations `12ms`, sizes `3.5GB`, ids `attempt_42_m_7`): a digit
-  marks a value far more often than a word does, in every loghub system.
+  piece holding a digit (numbers, durations `12ms`, sizes `3.5GB`, ids `eadmin1`): a digit marks a
+  value far more often than a word does, in every loghub system. A word before the number stays
+  text (`node-<NUM>`, `core.<NUM>`, `attempt_<NUM>`), as the corrected loghub templates write it.
 
 Masking keeps the token count (pieces keep their separators), and masking a token depends on that
 token only, so the miner memoizes it per token. After masking, `collapse_repeats` turns a run of
@@ -28,8 +29,6 @@ _PIECES = re.compile(r"([=:,;()\[\]{}\"'|]+)")
 _EDGES = re.compile(r"^([\[({\"']*)(.*?)([\])}\"',;:.]*)$", re.DOTALL)
 _DIGIT = re.compile(r"\d")
 _MASK = re.compile(r"<[A-Z]+>")
-# A word with one digit at its end (`eth0`, `alt0`, `utf8`, `ipv4`) names a thing, not a value.
-_NAME_WITH_DIGIT = re.compile(r"[A-Za-z]{2,}\d")
 _WORD_PREFIX = re.compile(r"([A-Za-z]{2,}[.\-#_]+?)[-+]?\d[\w.\-]*")
 _ONLY_MASKS = re.compile(r"(?:<[A-Z]+>[=:,;|.\-_/@#+]*)+")
 
@@ -43,7 +42,7 @@ _HEX = re.compile(r"0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-
 
 
 def _mask_piece(piece: str) -> str:
-    if not piece or piece.startswith("<"):
+    if not piece:
         return piece
     if _DIGIT.search(piece) is None:  # only a path or URL can be a value without a digit
         if "/" in piece:
@@ -58,8 +57,6 @@ def _mask_piece(piece: str) -> str:
     for name, pattern in _WHOLE_TOKEN:
         if pattern.fullmatch(stem):
             return f"<{name}>{end}"
-    if _NAME_WITH_DIGIT.fullmatch(stem):
-        return piece
     prefixed = _WORD_PREFIX.fullmatch(stem)
     if prefixed is not None:  # `node-246`, `core.2275`: the word before the number is constant text
         return f"{prefixed.group(1)}<NUM>{end}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import Any
 
 from drain3.drain import Drain, LogCluster
 
@@ -79,3 +80,32 @@ class TemplateMerger:
         """Re-point a merged cluster id after a state restore."""
         drain.id_to_cluster[alias_id] = drain.id_to_cluster[target_id]
         self.aliases[alias_id] = target_id
+
+
+class ValueAwareDrain(Drain):
+    """Drain whose similarity counts two value-bearing tokens as alike.
+
+    Drain3 counts a position as similar only when the tokens are equal, so `<IP>,` against
+    `LOCAL(<NUM>),` or `<NUM>` against a template's `<*>` is a mismatch, as much as `Paused` against
+    `Resumed`. Here a position where both the template token and the line token hold a value (a mask
+    or the wildcard) counts as similar; words still have to be equal."""
+
+    def get_seq_distance(self, seq1: Any, seq2: Any, include_params: bool) -> tuple[float, int]:
+        if not seq1:
+            return 1.0, 0
+        similar = params = 0
+        for template_token, token in zip(seq1, seq2, strict=True):
+            if template_token == token:
+                if template_token == WILDCARD:
+                    params += 1
+                else:
+                    similar += 1
+            elif template_token == WILDCARD:
+                params += 1
+                if is_variable(token):
+                    similar += 1
+            elif is_variable(template_token) and is_variable(token):
+                similar += 1
+        if include_params:
+            similar += params
+        return min(similar, len(seq1)) / len(seq1), params

@@ -7,7 +7,7 @@ from drain3.drain import Drain, LogCluster
 
 from pipeline.errors import ConfigError
 from pipeline.template_masks import collapse_repeats, mask_token
-from pipeline.template_merge import TemplateMerger, mergeable
+from pipeline.template_merge import TemplateMerger, ValueAwareDrain, mergeable
 from pipeline.templates import Change, DrainConfig, MinerMode, ParserMode, TemplateMiner
 
 
@@ -35,7 +35,8 @@ from pipeline.templates import Change, DrainConfig, MinerMode, ParserMode, Templ
         ("3.5GB", "<NUM>"),
         ("attempt_201706092018_0024_m_000001_1:", "attempt_<NUM>:"),
         ("and/or", "and/or"),
-        ("eth0", "eth0"),  # a word with one trailing digit names a thing
+        ("(eadmin1)", "(<NUM>)"),  # a host name with a digit is a value
+        ("msgid=<2005.jA9J@eadmin1>,", "msgid=<NUM>,"),  # raw text in angle brackets is no mask
         ("yarn,curi", "yarn,curi"),  # words are Drain's business
         ("[instance:", "[instance:"),
     ],
@@ -77,6 +78,20 @@ def test_value_lists_of_any_length_share_a_template() -> None:
 )
 def test_mergeable(new: str, old: str, expected: bool) -> None:
     assert mergeable(tuple(new.split()), tuple(old.split())) is expected
+
+
+@pytest.mark.parametrize(
+    ("template", "line", "similarity"),
+    [
+        ("synchronized to <IP>, stratum <NUM>", "synchronized to LOCAL(<NUM>), stratum <NUM>", 1.0),
+        ("took <*> s", "took <NUM> s", 1.0),  # a value under the wildcard
+        ("took <*> s", "took long s", 2 / 3),  # a word under the wildcard: Drain3's count
+        ("VM Paused now", "VM Resumed now", 2 / 3),  # words must be equal
+    ],
+)
+def test_value_aware_similarity(template: str, line: str, similarity: float) -> None:
+    value, _ = ValueAwareDrain().get_seq_distance(template.split(), line.split(), include_params=False)
+    assert value == pytest.approx(similarity)
 
 
 def test_merger_absorbs_a_new_cluster_into_the_oldest_fitting_one() -> None:
