@@ -101,7 +101,8 @@ class ParserMode(enum.Enum):
 class DrainConfig:
     """Drain settings. sim_th 0.85 was tuned on loghub HDFS_100k (see `logad evaluate parsing-hdfs`):
     named masks count as equal tokens, so a lower threshold merges `... terminating` with
-    `... Interrupted`."""
+    `... Interrupted`. `parser_mode` picks Drain3's exact answer (the default) or the `logad` mode
+    (`ParserMode`), which uses at least `LOGAD_MIN_SIM_TH`."""
 
     depth: int = 4
     sim_th: float = 0.85

@@ -14,9 +14,12 @@ import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.datasets.loghub2k import SystemSettings
 
 DEFAULT_SETTINGS = "settings.toml"
 
@@ -104,7 +107,7 @@ def _labels(templates: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(index.setdefault(t, len(index)) for t in templates)
 
 
-def evaluate_system(folder: Path, system: Any, mode: str) -> dict[str, Any]:
+def evaluate_system(folder: Path, system: SystemSettings, mode: str) -> dict[str, Any]:
     """Scores of our miner and of plain Drain3 on one system."""
     from pipeline.datasets.loghub2k import read_system
     from pipeline.evaluation.parsing_metrics import grouping_accuracy, grouping_f1, parsing_accuracy
