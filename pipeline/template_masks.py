@@ -32,11 +32,12 @@ _MASK = re.compile(r"<[A-Z]+>")
 _WORD_PREFIX = re.compile(r"([A-Za-z]{2,}[.\-#_]+?)[-+]?\d[\w.\-]*")
 _ONLY_MASKS = re.compile(r"(?:<[A-Z]+>[=:,;|.\-_/@#+]*)+")
 
-_WHOLE_TOKEN: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("URL", re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")),
-    ("PATH", re.compile(r"(?:[A-Za-z]:)?(?:~|\.{1,2})?/[^/\s]*/\S*")),
-    ("UUID", re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")),
-    ("IP", re.compile(r"/?(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?")),
+# Kinds recognised on a whole token (or piece), tried in this order: one alternation, one match.
+_WHOLE_TOKEN = re.compile(
+    r"(?P<URL>[A-Za-z][A-Za-z0-9+.-]*://\S+)"
+    r"|(?P<PATH>(?:[A-Za-z]:)?(?:~|\.{1,2})?/[^/\s]*/\S*)"
+    r"|(?P<UUID>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"|(?P<IP>/?(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?)"
 )
 _HEX = re.compile(r"0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}")
 
@@ -45,18 +46,15 @@ def _mask_piece(piece: str) -> str:
     if not piece:
         return piece
     if _DIGIT.search(piece) is None:  # only a path or URL can be a value without a digit
-        if "/" in piece:
-            for name, pattern in _WHOLE_TOKEN[:2]:
-                if pattern.fullmatch(piece):
-                    return f"<{name}>"
-        return piece
+        whole = _WHOLE_TOKEN.fullmatch(piece) if "/" in piece else None
+        return piece if whole is None else f"<{whole.lastgroup}>"
     stem = piece.rstrip(".")  # a sentence's full stop is not part of the value
     end = piece[len(stem) :]
     if _HEX.fullmatch(stem):
         return "<HEX>" + end
-    for name, pattern in _WHOLE_TOKEN:
-        if pattern.fullmatch(stem):
-            return f"<{name}>{end}"
+    whole = _WHOLE_TOKEN.fullmatch(stem)
+    if whole is not None:
+        return f"<{whole.lastgroup}>{end}"
     prefixed = _WORD_PREFIX.fullmatch(stem)
     if prefixed is not None:  # `node-246`, `core.2275`: the word before the number is constant text
         return f"{prefixed.group(1)}<NUM>{end}"
@@ -65,15 +63,17 @@ def _mask_piece(piece: str) -> str:
 
 def mask_token(token: str) -> str:
     """One whitespace token with its variables masked (`HWID=1973` -> `HWID=<NUM>`)."""
+    # every kind holds a digit or a slash (a UUID of hex letters only has odds below 1e-13)
+    if "/" not in token and _DIGIT.search(token) is None:
+        return token
     edges = _EDGES.match(token)
     if edges is not None:
         head, core, tail = edges.groups()
-        for name, pattern in _WHOLE_TOKEN:
-            if core and pattern.fullmatch(core):
-                scheme = core[: core.index("://") + 3] if name == "URL" else ""
-                return f"{head}{scheme}<{name}>{tail}"
-    if _DIGIT.search(token) is None and "/" not in token:
-        return token
+        whole = _WHOLE_TOKEN.fullmatch(core) if core else None
+        if whole is not None:
+            name = whole.lastgroup
+            scheme = core[: core.index("://") + 3] if name == "URL" else ""
+            return f"{head}{scheme}<{name}>{tail}"
     masked = "".join(_mask_piece(p) if i % 2 == 0 else p for i, p in enumerate(_PIECES.split(token)))
     edges = _EDGES.match(masked)
     if edges is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,7 +27,7 @@ from drain3.template_miner_config import TemplateMinerConfig
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.records import TemplateRecord
-from pipeline.template_masks import collapse_repeats, is_valued, mask_token
+from pipeline.template_masks import collapse_repeats, mask_token
 from pipeline.template_merge import TemplateMerger, ValueAwareDrain
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ IP = MaskingRule("IP", _START + r"(\d{1,3}\.){3}\d{1,3}(:\d{1,5})?" + _END)
 PATH = MaskingRule("PATH", r"(?<!\S)/\S*/\S*")
 HEX = MaskingRule("HEX", _START + r"0[xX][0-9a-fA-F]+" + _END)
 NUMBER = MaskingRule("NUM", _START + r"[\-\+]?\d+" + _END)
+
+
+_DIGIT_OR_SLASH_RULES = frozenset({BLOCK_ID, IP, PATH, HEX, NUMBER})
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,8 @@ class TemplateMiner:
         self._masker = self._miner.masker
         self._logad = config.parser_mode is ParserMode.LOGAD
         self._merger = TemplateMerger() if self._logad else None
+        # The built-in rules cannot match a token without a digit or a slash: skip them there.
+        self._rules_need_digit_or_slash = set(config.masking.rules) <= _DIGIT_OR_SLASH_RULES
         if self._logad:
             drain3 = self._drain
             self._drain = self._miner.drain = ValueAwareDrain(
@@ -256,25 +263,21 @@ class TemplateMiner:
     def _mask_logad(self, content: str) -> str:
         local = self.config.masking.token_local
         memo = self._token_memo
-        out: list[str] = []
-        previous = None
+        out = []
         for token in content.split():
             masked = memo.get(token)
             if masked is None:
                 masked = mask_token(token)
-                if local:
+                if local and (not self._rules_need_digit_or_slash or "/" in masked or _DIGIT.search(masked)):
                     masked = self._masker.mask(masked)
                 if len(memo) >= _TOKEN_MEMO_MAX:
                     memo.clear()
                 memo[token] = masked
-            # the common case inline: a repeated masked token (`collapse_repeats`, which runs last
-            # when the configured rules see the whole line)
-            if masked == previous and local and is_valued(masked):
-                continue
             out.append(masked)
-            previous = masked
         if not local:
             return " ".join(collapse_repeats(self._masker.mask(" ".join(out)).split()))
+        if len(set(out)) < len(out):  # a repeated token somewhere: maybe a value list
+            out = collapse_repeats(out)
         return " ".join(out)
 
     # modes -----------------------------------------------------------------------------------
