@@ -158,12 +158,14 @@ class InOrder:
                 records: list[InputRecord] = []
                 for event in events:
                     before = await self.records_before(event)
-                    if before is not None:  # None: handled already (re-delivered after a read-back)
-                        records += (*before, InputRecord.of_event(event))
+                    if before is None:
+                        continue  # handled already (faust re-delivered it after it was read back)
+                    for record in (*before, InputRecord.of_event(event)):
+                        records.append(record)
+                        # Now, not after the batch: the next event's check must count this one in.
+                        self.tracker.handled(record.topic, record.partition, record.offset)
                 if records:
                     yield records
-                for record in records:
-                    self.tracker.handled(record.topic, record.partition, record.offset)
                 for event in events:
                     await manual.ack(event)
         finally:
