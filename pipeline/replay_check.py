@@ -116,20 +116,22 @@ def expected_format(settings: Settings, source: str) -> ExpectedFormat:
     source when nothing is published here; `log_format` None when neither tells."""
     from pipeline.model_repository import newest_valid_version, read_metadata
 
+    from pipeline.deployment import version_format
+    from pipeline.format_profiles import load_formats
+
+    if settings.formats:  # as `deployment.SourceParsers`: the source's profile wins
+        profile = load_formats(settings.formats).for_source(source)
+        if profile is not None:
+            return ExpectedFormat(source, profile.log_format, f"its profile in {settings.formats}")
     model = model_for_source(settings, source)
     repo = Path(settings.model_repo)
     role = "window model" if source in settings.window_source_set else "detection model"
     version = newest_valid_version(repo, model)
     if version is not None:
-        # As `deployment.load_template_set`: versions from before `log_format` was recorded are HDFS.
-        name = str(read_metadata(repo, model, version).get("log_format", "hdfs"))
-        try:
-            fmt = PROFILES[name]
-        except KeyError:
-            return ExpectedFormat(
-                source, None, f"{model} version {version} has format {name!r}, not a built-in one"
-            )
-        return ExpectedFormat(source, fmt, f"the {role} {model} version {version} in {repo}")
+        # As `deployment.load_template_set`: the stored profile, else the named built-in format.
+        where = f"{model} version {version}"
+        fmt = version_format(read_metadata(repo, model, version), f"{where} metadata.json")
+        return ExpectedFormat(source, fmt, f"the {role} {where} in {repo}")
     if source in PROFILES:
         why = f"no version of the {role} {model} in {repo}: assuming the format named like the source"
         return ExpectedFormat(source, PROFILES[source], why)
