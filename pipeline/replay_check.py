@@ -114,10 +114,9 @@ def model_for_source(settings: Settings, source: str) -> str:
 def expected_format(settings: Settings, source: str) -> ExpectedFormat:
     """The newest valid version's `log_format` (as the worker picks it), else the format named like the
     source when nothing is published here; `log_format` None when neither tells."""
-    from pipeline.model_repository import newest_valid_version, read_metadata
-
     from pipeline.deployment import version_format
     from pipeline.format_profiles import load_formats
+    from pipeline.model_repository import newest_valid_version, read_metadata
 
     if settings.formats:  # as `deployment.SourceParsers`: the source's profile wins
         profile = load_formats(settings.formats).for_source(source)
