@@ -49,9 +49,6 @@ class LogFormat:
     timestamp_groups: tuple[str, ...] = ()
     timestamp_format: str = ""
     session_pattern: str = ""  # every match in the line is a session key; "" means no sessions
-    # A header group whose value is the session key (e.g. a request id); with `session_pattern`, the
-    # pattern's matches in that value are the keys instead of matches in the whole line.
-    session_field: str = ""
     multiline: bool = True
     # Header groups put before the content in the text the template miner sees (BGL: the component,
     # so that one message from KERNEL and from APP stays two templates, as in training).
@@ -59,6 +56,9 @@ class LogFormat:
     # Header groups an alert shows to say where a line happened (node, component); () means every
     # header group but the content and the timestamp.
     location_fields: tuple[str, ...] = ()
+    # A header group whose value is the session key (e.g. a request id); with `session_pattern`, the
+    # pattern's matches in that value are the keys instead of matches in the whole line.
+    session_field: str = ""
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _session_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     _time_memo: dict[str, float | None] = field(init=False, repr=False, compare=False)
