@@ -180,3 +180,19 @@ def run_check(settings: Settings, source: str, sample: list[str]) -> tuple[Sampl
         return check, ""
     best = check.best
     return check, warning_text(check, expected, source_hint(settings, best.name) if best else None)
+
+
+def join_continuations(lines: Iterable[bytes], fmt: LogFormat) -> Iterator[bytes]:
+    """Lines with each continuation line (no header, a multi-line format) joined to the line before,
+    so that a record never straddles two raw messages: the worker joins lines only within one."""
+    pending: bytes | None = None
+    for line in lines:
+        line = line.rstrip(b"\r\n")
+        if pending is not None and not fmt.starts_record(line.decode("utf-8", "replace")):
+            pending += b"\n" + line
+            continue
+        if pending is not None:
+            yield pending
+        pending = line
+    if pending is not None:
+        yield pending

@@ -38,7 +38,8 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from pipeline.adapters.kafka import replay_lines
     from pipeline.datasets import data_file
-    from pipeline.replay_check import run_check, take_sample
+    from pipeline.errors import ConfigError, ModelError
+    from pipeline.replay_check import expected_format, join_continuations, run_check, take_sample
 
     path = data_file(settings.data_dir, args.file)
     lines: Iterator[bytes] = read_lines(path)
@@ -55,6 +56,12 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
                 "logad replay: nothing produced (--strict); fix --source or pass --no-check", file=sys.stderr
             )
             return 1
+    try:
+        fmt = expected_format(settings, args.source).log_format
+    except (ModelError, ConfigError):
+        fmt = None  # the check above said why
+    if fmt is not None and fmt.multiline:
+        lines = join_continuations(lines, fmt)
     with tqdm(unit=" lines", desc=f"replay {path.name}", file=sys.stderr) as bar:
         sent = replay_lines(
             settings,
@@ -69,6 +76,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             lines_per_s=args.rate,
             on_sent=bar.update,
         )
+    # A multi-line record (its continuation lines joined) counts as one line here, as in the worker.
     print(f"replayed {sent} lines of {path} to {settings.raw_logs_topic} (source {args.source})")
     return 0
 

@@ -1,12 +1,12 @@
 """Bring your own logs: a format the project has no code for, from a raw file to alerts (issue 15).
 
-The order-service lines of `tests.support.shop_logs` are described only by a profiles file (header
+The order-service lines of `pipeline.datasets.shop` are described only by a profiles file (header
 string, an amount mask, ISO timestamps, the order id header field as session key, stack traces as
 continuation lines). Then, as a user would:
 - `logad train deeplog --logs FILE --format FILE.toml:shop --name shop_deeplog` learns templates,
   sessions and the model, publishes the version with the profile inside and loads it into Triton;
-- a real worker with `LOGAD_FORMATS` (source `shop` -> profile `shop`) and that model parses the
-  replayed test file and detects on it;
+- a real worker with `LOGAD_FORMATS=deploy/formats/example.toml` (source `shop` -> profile `shop`)
+  and that model parses the test file `logad replay` sends, and detects on it;
 - the alerts equal offline detection of the same version, name exactly the declined orders (their
   event never occurs in normal operation), and carry the whole multi-line record as the raw line.
 Small on purpose (2,100 training lines, 2 epochs, 520 replayed records): it rides on the session's
@@ -21,25 +21,28 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.adapters.kafka import replay_lines
 from pipeline.alerts import AlertKind
 from pipeline.cli import main
+from pipeline.datasets.shop import shop_logs
 from pipeline.offline import detect_offline
 from pipeline.settings import Settings
 from tests.support.pipeline_run import alerts_of, run_settings
-from tests.support.shop_logs import PROFILES_TOML, shop_logs
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.integration
 
+EXAMPLE_PROFILES = Path(__file__).resolve().parents[2] / "deploy" / "formats" / "example.toml"
 MODEL = "shop_deeplog"  # its own name: the session's `deeplog` versions stay as other tests left them
 
 
 def test_new_format_from_raw_file_to_alerts(
-    kafka_server: Settings, triton_server: Settings, unique: str, tmp_path: Path
+    kafka_server: Settings,
+    triton_server: Settings,
+    unique: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    profiles = tmp_path / "formats.toml"
-    profiles.write_text(PROFILES_TOML)
+    profiles = EXAMPLE_PROFILES  # the shipped example file: its `shop` profile and source
     train_file = tmp_path / "shop-train.log"
     train_file.write_text(shop_logs(400, 0.0, seed=1).text())
     test = shop_logs(100, 0.1, seed=2, first_order=1000)
@@ -93,9 +96,10 @@ def test_new_format_from_raw_file_to_alerts(
     print(f"worker ready in {time.monotonic() - started:.1f}s")
     started = time.monotonic()
     try:
-        # A declined payment's record is one element with its trace lines, so that it never straddles
-        # two messages (a continuation line joins only within its message).
-        replay_lines(settings, [r.encode() for r in test.records], settings.raw_logs_topic, "shop", 50)
+        # As a user would; replay keeps a declined payment's trace lines in its record's message.
+        for name, value in settings.to_env({}).items():
+            monkeypatch.setenv(name, value)
+        assert main(["replay", str(test_file), "--source", "shop", "--lines-per-message", "50"]) == 0
         worker.wait_drained(lines=len(test.records), timeout_s=120.0)
         print(f"replayed and drained in {time.monotonic() - started:.1f}s")
         assert worker.counter("logad_lines_total") == len(test.records)  # multi-line records once each

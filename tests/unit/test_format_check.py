@@ -79,3 +79,21 @@ def test_command_exit_code_follows_the_threshold(tmp_path: Path, capsys: pytest.
     report = json.loads(capsys.readouterr().out)
     assert report["lines"] == 3 and report["failed"][0]["line"] == 1 and report["ok"] is False
     assert main(["formats", "check", "hdfs", str(log)]) == 1  # not HDFS lines at all
+
+
+def test_generated_shop_log_passes_its_example_profile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, labels = tmp_path / "shop.log", tmp_path / "declined.csv"
+    args = ["generate-shop", "--orders", "60", "--declined-share", "0.2", "--seed", "3"]
+    assert main([*args, "--out", str(log), "--labels", str(labels)]) == 0
+    declined = labels.read_text().splitlines()
+    assert declined and all(line.startswith("ORD-") and line.endswith(",declined") for line in declined)
+    example = Path(__file__).resolve().parents[2] / "deploy" / "formats" / "example.toml"
+    capsys.readouterr()
+    assert (
+        main(["formats", "check", f"{example}:shop", str(log), "--json", "--max-failed-fraction", "0.2"]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["session_count"] == 60 and report["dead_count"] == 0
+    assert report["continuation_lines"] == 2 * len(declined)  # two trace lines per declined payment

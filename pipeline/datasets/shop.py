@@ -1,27 +1,18 @@
-"""A log format the project has no code for, made up by the tests: an order service's lines.
+"""A log format the project has no code for: a made-up order service (`logad generate-shop`).
 
 `2026-03-01T12:00:00.123Z checkout[ORD-00042] INFO: paid 12.50 EUR with card 4242`: the session key
 is the header field in brackets, amounts get their own mask, and a declined payment logs a Java
 stack trace (continuation lines). Normal orders run created -> (coupon) -> reserved -> paid ->
 shipped -> closed; an anomalous one is declined (never seen in training: OOV) and cancelled.
+Its profile is `shop` in `deploy/formats/example.toml`; the "Bring your own logs" walkthrough of the
+README and `tests/integration/test_own_logs.py` use it.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-
-PROFILES_TOML = """
-[sources]
-shop = "shop"
-
-[profiles.shop]
-header = '<Timestamp> <Service>\\[<Order>\\] <Level>: <Content>'
-masks = [{ name = "AMOUNT", pattern = '\\d+\\.\\d\\d' }]
-timestamp = { fields = ["Timestamp"], format = "iso" }
-session = { field = "Order" }
-location_fields = ["Service", "Level"]
-"""
+from datetime import UTC, datetime
 
 _NORMAL = (
     ("checkout", "INFO", "created order for user {user} with {items} items"),
@@ -46,6 +37,7 @@ class ShopLogs:
 
 
 def shop_logs(orders: int, anomalous_share: float, seed: int, first_order: int = 0) -> ShopLogs:
+    """`orders` orders numbered from `first_order`, each declined with probability `anomalous_share`."""
     rng = random.Random(seed)
     timed: list[tuple[float, int, str]] = []
     bad = set()
@@ -85,6 +77,4 @@ def shop_logs(orders: int, anomalous_share: float, seed: int, first_order: int =
 
 
 def _iso(stamp: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
