@@ -52,7 +52,11 @@ def register(subparsers: Any) -> None:
         help="the model's name in the repository (default: its kind); e.g. one model per log source, "
         "served by setting LOGAD_DETECTION_MODEL to it",
     )
-    parser.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
+    parser.add_argument(
+        "--labels",
+        help="next-event models: anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv); "
+        "protosiamese --logs: `<line number>,<class>` lines naming the anomalous lines",
+    )
     parser.add_argument("--no-publish", action="store_true", help="train and report only")
     add_publish_gate_arguments(parser)
     serving.add_arguments(parser)
