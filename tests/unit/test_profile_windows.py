@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
@@ -20,47 +19,14 @@ from pipeline.parsing import Parser
 from pipeline.tfidf import pad_windows
 from pipeline.time_windows import TimedEvent, time_windows
 from pipeline.training.profile_windows import read_line_labels
+from tests.support.gateway_logs import gateway_log
 
-PROFILES = """
-[profiles.gateway]
-header = '<Date> <Time> <Host> <Level> <Content>'
-timestamp = { fields = ["Date", "Time"], format = "%Y-%m-%d %H:%M:%S" }
-"""
-NORMAL = (
-    "temperature {v}.5 C on sensor {n}",
-    "heartbeat from sensor {n} ok",
-    "uploaded batch {v} of readings",
-)
-ANOMALY = {"disk": "write failed on /dev/sd{c} after {v} retries", "net": "link down on eth{n} for {v} ms"}
-
-
-def _gateway_log(windows: int, seed: int) -> tuple[list[str], dict[int, str], list[str]]:
-    """Lines over `windows` minutes; every third minute normal, the others hold disk or net failures."""
-    rng = random.Random(seed)
-    lines: list[str] = []
-    labels: dict[int, str] = {}
-    kinds = []
-    for minute in range(windows):
-        kind = ("normal", "disk", "net")[minute % 3]
-        kinds.append(kind)
-        for second in range(0, 60, 4):
-            text = rng.choice(NORMAL)
-            if kind != "normal" and second % 12 == 0:
-                text = ANOMALY[kind]
-            values = {"v": rng.randint(1, 99), "n": rng.randint(1, 9), "c": rng.choice("abc")}
-            level = "INFO" if text in NORMAL else "ERROR"
-            lines.append(
-                f"2026-03-01 10:{minute:02d}:{second:02d} gw-{values['n']} {level} {text.format(**values)}"
-            )
-            if text not in NORMAL:
-                labels[len(lines)] = kind
-    return lines, labels, kinds
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "formats" / "example.toml"
 
 
 def test_train_publish_and_classify_windows_of_a_profile(tmp_path: Path) -> None:
-    profiles = tmp_path / "formats.toml"
-    profiles.write_text(PROFILES)
-    lines, labels, _ = _gateway_log(24, seed=0)
+    profiles = EXAMPLE
+    lines, labels, _ = gateway_log(24, seed=0)
     log, label_file = tmp_path / "gateway.log", tmp_path / "labels.csv"
     log.write_text("\n".join(lines) + "\n")
     label_file.write_text("line,class\n" + "".join(f"{n},{c}\n" for n, c in labels.items()))
@@ -83,7 +49,7 @@ def test_train_publish_and_classify_windows_of_a_profile(tmp_path: Path) -> None
     # Offline as the worker would: the stored profile parses, the stored spec cuts, the model classifies.
     deployed = load_template_set(tmp_path / "repo", "gateway_windows", 1)
     assert deployed.log_format.name == "gateway" and deployed.require_window_spec().size_s == 60.0
-    test_lines, _, test_kinds = _gateway_log(12, seed=1)
+    test_lines, _, test_kinds = gateway_log(12, seed=1)
     events = Parser(deployed.log_format, deployed.miner).parse("\n".join(test_lines).encode(), "gw").events
     assert len(events) == len(test_lines) and all(e.timestamp is not None for e in events)
     windows = time_windows(
@@ -103,7 +69,7 @@ def test_profile_window_training_needs_time_labels_and_classes(tmp_path: Path) -
     from pipeline.training.episodic import EpisodicConfig
     from pipeline.training.profile_windows import train_profile_windows
 
-    lines, labels, _ = _gateway_log(6, seed=0)
+    lines, labels, _ = gateway_log(6, seed=0)
     log = tmp_path / "gateway.log"
     log.write_text("\n".join(lines) + "\n")
     untimed = profile_from_table("gateway", {"header": "<Date> <Time> <Host> <Level> <Content>"})
