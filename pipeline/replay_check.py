@@ -182,17 +182,22 @@ def run_check(settings: Settings, source: str, sample: list[str]) -> tuple[Sampl
     return check, warning_text(check, expected, source_hint(settings, best.name) if best else None)
 
 
-def join_continuations(lines: Iterable[bytes], fmt: LogFormat) -> Iterator[bytes]:
+def join_continuations(lines: Iterable[bytes], fmt: LogFormat, max_lines: int = 500) -> Iterator[bytes]:
     """Lines with each continuation line (no header, a multi-line format) joined to the line before,
-    so that a record never straddles two raw messages: the worker joins lines only within one."""
-    pending: bytes | None = None
+    so that a record never straddles two raw messages: the worker joins lines only within one.
+
+    At most `max_lines` lines a record (the worker's limit: it dead-letters the rest anyway), so a
+    file of another format cannot become one huge message; use it only on a file whose sample fits
+    the format (`SampleCheck.mostly_fails` False)."""
+    pending: list[bytes] = []
     for line in lines:
         line = line.rstrip(b"\r\n")
-        if pending is not None and not fmt.starts_record(line.decode("utf-8", "replace")):
-            pending += b"\n" + line
+        joins = pending and len(pending) < max_lines
+        if joins and not fmt.starts_record(line.decode("utf-8", "replace")):
+            pending.append(line)
             continue
-        if pending is not None:
-            yield pending
-        pending = line
-    if pending is not None:
-        yield pending
+        if pending:
+            yield b"\n".join(pending)
+        pending = [line]
+    if pending:
+        yield b"\n".join(pending)

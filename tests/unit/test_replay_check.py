@@ -152,3 +152,8 @@ def test_join_continuations_keeps_records_whole() -> None:
         b"WARN: b",
         b"INFO: c",
     ]
+    # A record stops at the worker's line limit, so a file of another format cannot become one message.
+    assert list(join_continuations([b"INFO: a", b"1", b"2", b"3"], fmt, max_lines=2)) == [
+        b"INFO: a\n1",
+        b"2\n3",
+    ]
