@@ -16,6 +16,7 @@ from agents.failures import dead_letter_or_exit
 from agents.faust_workarounds import InputRecord, parse_order
 from pipeline.adapters.kafka import RawMessageReader
 from pipeline.deployment import SourceParsers, TemplateFollower
+from pipeline.format_profiles import load_formats
 from pipeline.parse_stage import ParseStage
 from pipeline.raw_lines import RawLineReader
 from pipeline.records import SourceOffset
@@ -29,7 +30,12 @@ window_follower = TemplateFollower(
     settings.model_repo, settings.window_model, wall_clock, on_unusable=unusable
 )
 parsers = SourceParsers(
-    follower, window_follower, settings.window_source_set, settings.max_record_bytes, settings.max_line_bytes
+    follower,
+    window_follower,
+    settings.window_source_set,
+    settings.max_record_bytes,
+    settings.max_line_bytes,
+    formats=load_formats(settings.formats) if settings.formats else None,
 )
 # Ingest time up to which this worker has parsed each raw partition; its ticks carry it
 # (pipeline.stream_clock).

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "pipeline.commands.dead_letters",
     "pipeline.commands.notify",
     "pipeline.commands.synthetic",
+    "pipeline.commands.formats",
 )
 
 

@@ -173,8 +173,12 @@ class ColumnarParser:
         self.max_fast_line_chars = min(max_fast_line_chars, max_line_bytes)
         literal = _VETTED_FORMATS.get((fmt.pattern, fmt.session_pattern))
         # Keys are found in the template texts, which must then be the content alone (the header
-        # is checked to hold no key literal).
-        vetted = literal is not None and not (fmt.session_pattern and fmt.template_fields)
+        # is checked to hold no key literal); a key from a header field is not found that way at all.
+        vetted = (
+            literal is not None
+            and not (fmt.session_pattern and fmt.template_fields)
+            and not fmt.session_field
+        )
         self._fast = _FastFormat(fmt, literal) if vetted and literal is not None else None
         rules = tuple((r.name, r.pattern) for r in miner.config.masking.rules)
         if miner.config.parser_mode is not ParserMode.DRAIN3:

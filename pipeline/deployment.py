@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.columnar_parse import ColumnarParser
 from pipeline.errors import ModelError
+from pipeline.format_profiles import FormatCatalog, FormatProfile
 from pipeline.formats import LogFormat, get_format
 from pipeline.model_repository import (
     NewestServable,
@@ -76,12 +77,21 @@ def load_template_set(repo: Path, model: str, version: int) -> TemplateSet:
     return TemplateSet(
         model,
         version,
-        get_format(str(metadata.get("log_format", "hdfs"))),
+        version_format(metadata, f"{model} version {version} metadata.json"),
         miner,
         miner.templates(),
         int(end) if end is not None else None,
         WindowSpec.from_json(window) if window is not None else None,
     )
+
+
+def version_format(metadata: dict[str, Any], origin: str) -> LogFormat:
+    """The log format a version was trained with: the profile it stores (trained with a profiles
+    file), else the built-in format it names."""
+    profile = metadata.get("format_profile")
+    if profile is not None:
+        return FormatProfile.from_json(profile, origin).log_format
+    return get_format(str(metadata.get("log_format", "hdfs")))
 
 
 class TemplateFollower:
@@ -173,7 +183,9 @@ def next_event_scorer(
 
 class SourceParsers:
     """The parser of each source: window sources use the window model's template set, the others the
-    next-event model's. A parser is rebuilt when its model's newest version changes."""
+    next-event model's. The format is the one the `formats` catalog maps the source to (its
+    `[sources]`), else the one the model version was trained with. A parser is rebuilt when its
+    model's newest version changes."""
 
     def __init__(
         self,
@@ -182,11 +194,15 @@ class SourceParsers:
         window_sources: frozenset[str],
         max_message_bytes: int,
         max_line_bytes: int = MAX_LINE_BYTES,
+        formats: FormatCatalog | None = None,
     ) -> None:
         self.sessions, self.windows, self.window_sources = sessions, windows, window_sources
         self.max_message_bytes = max_message_bytes
         self.max_line_bytes = max_line_bytes
-        self._parsers: dict[str, tuple[int, ColumnarParser]] = {}  # model -> (version, parser)
+        self.formats = formats
+        # (model, format name) -> (version, parser)
+        self._parsers: dict[tuple[str, str], tuple[int, ColumnarParser]] = {}
+        self._warned: set[tuple[str, int, str]] = set()
 
     def follower(self, source: str) -> TemplateFollower:
         return self.windows if source in self.window_sources else self.sessions
@@ -194,16 +210,41 @@ class SourceParsers:
     def columnar_for_source(self, source: str) -> ColumnarParser:
         """The parse stage's parser of `source` (columns; `Parser` inside for what it cannot prove)."""
         deployed = self.follower(source).current()
-        held = self._parsers.get(deployed.model)
+        fmt = self._format(source, deployed)
+        held = self._parsers.get((deployed.model, fmt.name))
         if held is None or held[0] != deployed.version:
             parser = ColumnarParser(
-                deployed.log_format,
+                fmt,
                 deployed.miner,
                 max_message_bytes=self.max_message_bytes,
                 max_line_bytes=self.max_line_bytes,
             )
-            held = self._parsers[deployed.model] = (deployed.version, parser)
+            held = self._parsers[(deployed.model, fmt.name)] = (deployed.version, parser)
         return held[1]
+
+    def _format(self, source: str, deployed: TemplateSet) -> LogFormat:
+        profile = self.formats.for_source(source) if self.formats is not None else None
+        if profile is None:
+            return deployed.log_format
+        if profile.name != deployed.log_format.name:
+            warned = (deployed.model, deployed.version, profile.name)
+            if warned not in self._warned:  # once per version and profile: the stream goes on
+                self._warned.add(warned)
+                log.warning(
+                    "formats: source %r parses with profile %r (%s), but %s version %d was trained with "
+                    "format %r: its templates may not match (OOV events); retrain with `logad train %s "
+                    "--logs FILE --format %s` or map the source to %r",
+                    source,
+                    profile.name,
+                    self.formats.origin if self.formats is not None else "",
+                    deployed.model,
+                    deployed.version,
+                    deployed.log_format.name,
+                    deployed.model,
+                    profile.name,
+                    deployed.log_format.name,
+                )
+        return profile.log_format
 
     def for_source(self, source: str) -> Parser:
         """The exact `Parser` of `source`: the one inside its columnar parser, so that raw lines read

@@ -56,6 +56,9 @@ class LogFormat:
     # Header groups an alert shows to say where a line happened (node, component); () means every
     # header group but the content and the timestamp.
     location_fields: tuple[str, ...] = ()
+    # A header group whose value is the session key (e.g. a request id); with `session_pattern`, the
+    # pattern's matches in that value are the keys instead of matches in the whole line.
+    session_field: str = ""
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     _session_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
     _time_memo: dict[str, float | None] = field(init=False, repr=False, compare=False)
@@ -68,12 +71,18 @@ class LogFormat:
             raise ConfigError(f"log format {self.name!r}: invalid regex ({exc}); fix the pattern") from exc
         if "content" not in regex.groupindex:
             raise ConfigError(f"log format {self.name!r}: the regex needs a (?P<content>...) group")
-        groups = (*self.timestamp_groups, *self.template_fields, *self.location_fields)
+        if session is not None and session.groups > 1:
+            raise ConfigError(
+                f"log format {self.name!r}: session pattern {self.session_pattern!r} has {session.groups} "
+                "capturing groups; use at most one (its text is the key) and (?:...) for the others"
+            )
+        session_group = (self.session_field,) if self.session_field else ()
+        groups = (*self.timestamp_groups, *self.template_fields, *self.location_fields, *session_group)
         missing = [g for g in groups if g not in regex.groupindex]
         if missing:
             raise ConfigError(
-                f"log format {self.name!r}: timestamp, template or location groups {missing} are not in "
-                "the regex"
+                f"log format {self.name!r}: timestamp, template, location or session groups {missing} are "
+                "not in the regex"
             )
         object.__setattr__(self, "_regex", regex)
         object.__setattr__(self, "_session_regex", session)
@@ -130,13 +139,14 @@ class LogFormat:
                 f"choose the right log format or add a custom one"
             )
         groups = m.groupdict()
+        keys = self._record_keys(line, groups)  # before the standard groups are popped below
         return LogRecord(
             line=line,
             content=groups.pop("content") or "",
             timestamp=self._timestamp(groups),
             level=groups.pop("level", None) or "",
             component=groups.pop("component", None) or "",
-            session_keys=self.session_keys(line),
+            session_keys=keys,
             fields=tuple((k, v) for k, v in groups.items() if v is not None and k not in _STANDARD_GROUPS),
         )
 
@@ -162,6 +172,14 @@ class LogFormat:
         if self._session_regex is None:
             return ()
         return tuple(dict.fromkeys(self._session_regex.findall(text)))
+
+    def _record_keys(self, line: str, groups: dict[str, str | None]) -> tuple[str, ...]:
+        if not self.session_field:
+            return self.session_keys(line)
+        value = (groups.get(self.session_field) or "").strip()
+        if not value:
+            return ()
+        return self.session_keys(value) if self._session_regex is not None else (value,)
 
     def _timestamp(self, groups: dict[str, str | None]) -> float | None:
         if not self.timestamp_groups:
@@ -300,11 +318,6 @@ class MultilineJoiner:
             return [pending]
         tail = "\n".join(extra)
         joined_line = pending.line + "\n" + tail
-        return [
-            replace(
-                pending,
-                line=joined_line,
-                content=pending.content + "\n" + tail,
-                session_keys=self.format.session_keys(joined_line),
-            )
-        ]
+        # A key from a header field is the first line's; a key pattern may find more in the tail.
+        keys = pending.session_keys if self.format.session_field else self.format.session_keys(joined_line)
+        return [replace(pending, line=joined_line, content=pending.content + "\n" + tail, session_keys=keys)]

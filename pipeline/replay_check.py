@@ -114,22 +114,23 @@ def model_for_source(settings: Settings, source: str) -> str:
 def expected_format(settings: Settings, source: str) -> ExpectedFormat:
     """The newest valid version's `log_format` (as the worker picks it), else the format named like the
     source when nothing is published here; `log_format` None when neither tells."""
+    from pipeline.deployment import version_format
+    from pipeline.format_profiles import load_formats
     from pipeline.model_repository import newest_valid_version, read_metadata
 
+    if settings.formats:  # as `deployment.SourceParsers`: the source's profile wins
+        profile = load_formats(settings.formats).for_source(source)
+        if profile is not None:
+            return ExpectedFormat(source, profile.log_format, f"its profile in {settings.formats}")
     model = model_for_source(settings, source)
     repo = Path(settings.model_repo)
     role = "window model" if source in settings.window_source_set else "detection model"
     version = newest_valid_version(repo, model)
     if version is not None:
-        # As `deployment.load_template_set`: versions from before `log_format` was recorded are HDFS.
-        name = str(read_metadata(repo, model, version).get("log_format", "hdfs"))
-        try:
-            fmt = PROFILES[name]
-        except KeyError:
-            return ExpectedFormat(
-                source, None, f"{model} version {version} has format {name!r}, not a built-in one"
-            )
-        return ExpectedFormat(source, fmt, f"the {role} {model} version {version} in {repo}")
+        # As `deployment.load_template_set`: the stored profile, else the named built-in format.
+        where = f"{model} version {version}"
+        fmt = version_format(read_metadata(repo, model, version), f"{where} metadata.json")
+        return ExpectedFormat(source, fmt, f"the {role} {where} in {repo}")
     if source in PROFILES:
         why = f"no version of the {role} {model} in {repo}: assuming the format named like the source"
         return ExpectedFormat(source, PROFILES[source], why)
@@ -179,3 +180,24 @@ def run_check(settings: Settings, source: str, sample: list[str]) -> tuple[Sampl
         return check, ""
     best = check.best
     return check, warning_text(check, expected, source_hint(settings, best.name) if best else None)
+
+
+def join_continuations(lines: Iterable[bytes], fmt: LogFormat, max_lines: int = 500) -> Iterator[bytes]:
+    """Lines with each continuation line (no header, a multi-line format) joined to the line before,
+    so that a record never straddles two raw messages: the worker joins lines only within one.
+
+    At most `max_lines` lines a record (the worker's limit: it dead-letters the rest anyway), so a
+    file of another format cannot become one huge message; use it only on a file whose sample fits
+    the format (`SampleCheck.mostly_fails` False)."""
+    pending: list[bytes] = []
+    for line in lines:
+        line = line.rstrip(b"\r\n")
+        joins = pending and len(pending) < max_lines
+        if joins and not fmt.starts_record(line.decode("utf-8", "replace")):
+            pending.append(line)
+            continue
+        if pending:
+            yield b"\n".join(pending)
+        pending = [line]
+    if pending:
+        yield b"\n".join(pending)

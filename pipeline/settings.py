@@ -111,6 +111,9 @@ class Settings:
     # windows (the window model's spec) and classified by `window_model` instead of next-event scoring.
     window_sources: str = ""
     window_model: str = "protosiamese"
+    # Format profiles file (TOML, `pipeline.format_profiles`): user-written log formats and the
+    # `[sources]` that parse with them; "" means none (a source parses with its model's format).
+    formats: str = ""
     # A window source idle this long on the ingest clock has its open windows closed and classified,
     # so the last window of a stream alerts too (`pipeline.window_detection`).
     window_idle_s: float = 30.0

@@ -38,10 +38,11 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from pipeline.adapters.kafka import replay_lines
     from pipeline.datasets import data_file
-    from pipeline.replay_check import run_check, take_sample
+    from pipeline.replay_check import join_continuations, run_check, take_sample
 
     path = data_file(settings.data_dir, args.file)
     lines: Iterator[bytes] = read_lines(path)
+    check = None
     if not args.no_check:
         # The worker would turn lines of the wrong format into dead letters one by one, silently:
         # say so before producing anything.
@@ -55,6 +56,9 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
                 "logad replay: nothing produced (--strict); fix --source or pass --no-check", file=sys.stderr
             )
             return 1
+    if check is not None and not check.mostly_fails and check.expected.multiline:
+        # The file fits the source's format: keep each multi-line record in one message.
+        lines = join_continuations(lines, check.expected)
     with tqdm(unit=" lines", desc=f"replay {path.name}", file=sys.stderr) as bar:
         sent = replay_lines(
             settings,
@@ -69,6 +73,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             lines_per_s=args.rate,
             on_sent=bar.update,
         )
+    # A multi-line record (its continuation lines joined) counts as one line here, as in the worker.
     print(f"replayed {sent} lines of {path} to {settings.raw_logs_topic} (source {args.source})")
     return 0
 

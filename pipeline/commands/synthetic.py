@@ -43,6 +43,19 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--block-id-salt", type=int, help="reproduce a --fresh-block-ids run")
     parser.set_defaults(handler=_generate)
+    shop = subparsers.add_parser(
+        "generate-shop",
+        help="write a made-up order-service log (profile `shop` in deploy/formats/example.toml)",
+    )
+    shop.add_argument("--orders", type=int, default=400, help="orders (sessions) to write")
+    shop.add_argument(
+        "--declined-share", type=float, default=0.0, help="share of declined (anomalous) orders"
+    )
+    shop.add_argument("--first-order", type=int, default=0, help="number of the first order id")
+    shop.add_argument("--seed", type=int, default=0)
+    shop.add_argument("--out", required=True, help="output log (.gz compresses; - for stdout)")
+    shop.add_argument("--labels", type=Path, help="declined order ids as '<order id>,declined' lines")
+    shop.set_defaults(handler=_generate_shop)
 
 
 def _open(out: str) -> IO[str]:
@@ -84,6 +97,27 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         f"wrote {run.lines_written} lines, {run.blocks} blocks, "
         f"{len(run.labels)} anomalous ({kinds or 'none'})"
         f"; block-id salt {run.block_id_salt}" + (f"; labels in {args.labels}" if args.labels else ""),
+        file=sys.stderr if args.out == "-" else sys.stdout,
+    )
+    return 0
+
+
+def _generate_shop(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.datasets.shop import shop_logs
+
+    logs = shop_logs(args.orders, args.declined_share, args.seed, args.first_order)
+    handle = _open(args.out)
+    try:
+        handle.write(logs.text())
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    if args.labels:
+        args.labels.parent.mkdir(parents=True, exist_ok=True)
+        args.labels.write_text("".join(f"{order},declined\n" for order in sorted(logs.anomalous)))
+    print(
+        f"wrote {len(logs.records)} records of {args.orders} orders, {len(logs.anomalous)} declined"
+        + (f"; labels in {args.labels}" if args.labels else ""),
         file=sys.stderr if args.out == "-" else sys.stdout,
     )
     return 0

@@ -41,8 +41,22 @@ def register(subparsers: Any) -> None:
     )
     source.add_argument("--logs", help="raw log file (.gz ok), parsed and grouped into sessions")
     train_topic.add_arguments(parser, source)
-    parser.add_argument("--format", default="hdfs", help="log format profile for --logs")
-    parser.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
+    parser.add_argument(
+        "--format",
+        default="hdfs",
+        help="log format of --logs: built in (hdfs, bgl, generic), a profile in LOGAD_FORMATS, or "
+        "FILE.toml:NAME (pipeline.format_profiles); the version stores the profile for the worker",
+    )
+    parser.add_argument(
+        "--name",
+        help="the model's name in the repository (default: its kind); e.g. one model per log source, "
+        "served by setting LOGAD_DETECTION_MODEL to it",
+    )
+    parser.add_argument(
+        "--labels",
+        help="next-event models: anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv); "
+        "protosiamese --logs: `<line number>,<class>` lines naming the anomalous lines",
+    )
     parser.add_argument("--no-publish", action="store_true", help="train and report only")
     add_publish_gate_arguments(parser)
     serving.add_arguments(parser)
@@ -82,26 +96,44 @@ def check_validation(model: str, figure: Any, args: argparse.Namespace, settings
 
 def load_training_sessions(
     args: argparse.Namespace, settings: Settings
-) -> tuple[list[tuple[int, ...]], str, Any]:
-    """Training sessions, the sha256 of the input file, and the template miner (raw logs only)."""
+) -> tuple[list[tuple[int, ...]], str, Any, Any]:
+    """Training sessions, the sha256 of the input file, and the template miner and format profile
+    (raw logs only; None for a sessions file)."""
     from pipeline.datasets import data_file
     from pipeline.datasets.sessions import read_block_labels, read_session_file
 
     if args.sessions:
         path = data_file(settings.data_dir, args.sessions)
-        return read_session_file(path), sha256_file(path), None
-    from pipeline.formats import get_format
+        return read_session_file(path), sha256_file(path), None, None
+    from pipeline.format_profiles import resolve_profile
     from pipeline.training.raw_logs import mine_sessions
 
+    profile = resolve_profile(args.format, settings.formats or None)
+    if not profile.has_sessions:
+        raise ConfigError(
+            f"train {args.model}: format {profile.name!r} has no session rule, so its lines form no "
+            "sessions for a next-event model; add `session = {{ field = ... }}` or `{{ pattern = ... }}` "
+            "to the profile, or cut the source into time windows (LOGAD_WINDOW_SOURCES) instead"
+        )
     path = data_file(settings.data_dir, args.logs)
     opener: Any = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        mined = mine_sessions([line.rstrip("\n") for line in fh if line.strip()], get_format(args.format))
+        lines = [line.rstrip("\n") for line in fh if line.strip()]
+    mined = mine_sessions(lines, profile.log_format, config=profile.drain_config())
+    if mined.unparsed:
+        print(
+            f"train: {mined.unparsed} of {mined.lines} lines of {path} fit no record of format "
+            f"{profile.name!r} (left out); `logad formats check` shows which",
+            file=sys.stderr,
+        )
     skip = read_block_labels(data_file(settings.data_dir, args.labels)) if args.labels else frozenset()
     sessions = [tuple(ids) for key, ids in mined.sessions.items() if key not in skip]
     if not sessions:
-        raise ConfigError(f"train: no sessions found in {path} with format {args.format!r}; check --format")
-    return sessions, sha256_file(path), mined.miner
+        raise ConfigError(
+            f"train: no sessions found in {path} with format {profile.name!r}; check --format with "
+            f"`logad formats check {args.format} {args.logs}`"
+        )
+    return sessions, sha256_file(path), mined.miner, profile
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
@@ -136,9 +168,11 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         sessions, miner, log_format = topic.sessions, topic.miner, topic.log_format
         extra: dict[str, Any] = topic.metadata
     else:
-        sessions, digest, miner = load_training_sessions(args, settings)
-        log_format = args.format if miner is not None else None
+        sessions, digest, miner, profile = load_training_sessions(args, settings)
+        log_format = profile.name if profile is not None else None
         extra = {"training_data_sha256": digest}
+        if profile is not None and not profile.builtin:  # the worker rebuilds the format from it
+            extra["format_profile"] = profile.to_json()
     trained = train_next_event(
         args.model, model_config_from_args(args), sessions, train_config_from_args(args)
     )
@@ -158,5 +192,6 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         {**extra, "curves": trained.curves},
         max_batch_size=args.max_batch_size,
         layout=settings.serving_layout(),
+        name=args.name,
     )
     return serving.serve_published(published, args, settings)

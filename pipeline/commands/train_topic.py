@@ -29,7 +29,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.settings import Settings
-from pipeline.templates import TemplateMiner
+from pipeline.templates import DrainConfig, TemplateMiner
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,17 @@ def load_topic_sessions(args: argparse.Namespace, settings: Settings) -> TopicTr
             f"{grouped.events} events, {len(grouped.sessions)} sessions); check the topic and --labels"
         )
     templates = grouped.parser_templates()
+    profile_json: dict[str, Any] | None = None  # a format profile the version must carry on
     if args.templates_from:
-        miner, log_format, templates_source = _version_parser(args.templates_from, templates, settings)
+        miner, log_format, templates_source, profile_json = _version_parser(
+            args.templates_from, templates, settings
+        )
     else:
-        miner, log_format, templates_source = _rebuilt_parser(templates, args.format)
+        from pipeline.format_profiles import resolve_profile
+
+        profile = resolve_profile(args.format, settings.formats or None)
+        miner, log_format, templates_source = _rebuilt_parser(templates, profile.name, profile.drain_config())
+        profile_json = None if profile.builtin else profile.to_json()
     print(
         f"read {topic}: {extent.messages} records, {grouped.events} events, "
         f"{len(grouped.sessions)} sessions; training on {len(chosen.sessions)} "
@@ -118,11 +125,15 @@ def load_topic_sessions(args: argparse.Namespace, settings: Settings) -> TopicTr
             "templates": templates_source,
         },
     }
+    if profile_json is not None:
+        metadata["format_profile"] = profile_json
     return TopicTraining(list(chosen.sessions), miner, log_format, metadata)
 
 
-def _rebuilt_parser(templates: dict[int, str], log_format: str) -> tuple[TemplateMiner, str, str]:
-    miner = TemplateMiner.from_templates(templates.values())
+def _rebuilt_parser(
+    templates: dict[int, str], log_format: str, config: DrainConfig | None = None
+) -> tuple[TemplateMiner, str, str]:
+    miner = TemplateMiner.from_templates(templates.values(), config)
     unmatched = miner.unmatched(templates.values())
     if unmatched:
         raise DataError(
@@ -135,7 +146,7 @@ def _rebuilt_parser(templates: dict[int, str], log_format: str) -> tuple[Templat
 
 def _version_parser(
     spec: str, templates: dict[int, str], settings: Settings
-) -> tuple[TemplateMiner, str, str]:
+) -> tuple[TemplateMiner, str, str, dict[str, Any] | None]:
     from pipeline.deployment import TEMPLATES_FILE
     from pipeline.errors import ModelError
     from pipeline.model_repository import newest_valid_version, read_metadata, read_version_file
@@ -150,7 +161,8 @@ def _version_parser(
         raise ConfigError(f"train --templates-from: no valid version of {name!r} in {repo}")
     try:
         miner = TemplateMiner.load_state(read_version_file(repo, name, version, TEMPLATES_FILE))
-        log_format = str(read_metadata(repo, name, version).get("log_format", "hdfs"))
+        source_metadata = read_metadata(repo, name, version)
+        log_format = str(source_metadata.get("log_format", "hdfs"))
     except ModelError as exc:
         raise ConfigError(f"train --templates-from {spec}: {exc}") from exc
     known = miner.templates()
@@ -161,4 +173,4 @@ def _version_parser(
             f"its parser (e.g. {missing[0]}: {templates[missing[0]]!r}); the stream was parsed by another "
             "version: name that one, or leave out --templates-from to rebuild the parser from the events"
         )
-    return miner, log_format, f"{name} version {version} (exact)"
+    return miner, log_format, f"{name} version {version} (exact)", source_metadata.get("format_profile")

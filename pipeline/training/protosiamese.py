@@ -10,6 +10,7 @@ the training files) and the TorchScript module with TF-IDF featurizer and protot
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -131,10 +132,15 @@ def publish_bgl(
     extra_metadata: dict[str, Any] | None = None,
     max_batch_size: int = 1024,
     layout: ServingLayout = PYTHON_CPU,
+    log_format: str = BGL_FORMAT,
+    name: str | None = None,
 ) -> PublishedVersion:
-    """Publish `model_repo/protosiamese/<N+1>/` atomically, with the parser state and the window spec."""
+    """Publish `model_repo/protosiamese/<N+1>/` atomically, with the parser state and the window spec
+    (`log_format`: the format the windows were parsed with; a profile's definition goes in
+    `extra_metadata` as `format_profile`; `name`: the model's name in the repository, default
+    `protosiamese`)."""
     trained = result.trained
-    parser_metadata, files = parser_state(result.templates_state, BGL_FORMAT)
+    parser_metadata, files = parser_state(result.templates_state, log_format)
     digest = hashlib.sha256("".join(sorted(result.files_sha256.values())).encode()).hexdigest()
     metadata = {
         **trained.metadata(),
@@ -147,4 +153,6 @@ def publish_bgl(
         **(extra_metadata or {}),
     }
     spec = model_spec(len(trained.class_names), max_batch_size)
+    if name:
+        spec = dataclasses.replace(spec, name=name)
     return publish_version(repo, spec, trained.scripted(), metadata, extra_files=files, layout=layout)

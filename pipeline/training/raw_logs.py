@@ -19,11 +19,10 @@ import torch
 from tqdm import tqdm
 
 from pipeline.datasets.sessions import group_block_sessions
-from pipeline.errors import ParseError
-from pipeline.formats import LogFormat
+from pipeline.formats import LogFormat, LogRecord, MultilineJoiner, Unparsed
 from pipeline.model_repository import ModelSpec, PublishedVersion, publish_version
 from pipeline.models.next_event import default_config, io_spec
-from pipeline.templates import TemplateMiner
+from pipeline.templates import DrainConfig, TemplateMiner
 from pipeline.training.next_event import TrainConfig, TrainedModel, train_next_event
 from pipeline.triton_config import PYTHON_CPU, ServingLayout
 from pipeline.version_checks import TEMPLATES_FILE
@@ -39,19 +38,29 @@ class MinedSessions:
     unparsed: int
 
 
-def mine_sessions(lines: Sequence[str], fmt: LogFormat, progress: bool = True) -> MinedSessions:
-    """Learn templates from all lines, freeze them, and group the lines' final ids by session."""
-    miner = TemplateMiner()
-    records = []
+def mine_sessions(
+    lines: Sequence[str], fmt: LogFormat, progress: bool = True, config: DrainConfig | None = None
+) -> MinedSessions:
+    """Learn templates from all lines, freeze them, and group the lines' final ids by session.
+
+    Lines are joined into records as the worker joins them (continuation lines of a multi-line
+    format join the record before them); `config` is the miner's (a profile's masks)."""
+    miner = TemplateMiner(config)
+    records: list[LogRecord] = []
     unparsed = 0
+    joiner = MultilineJoiner(fmt)
+    learn, text_of = miner.learn, fmt.template_text
     for line in tqdm(lines, desc="mining templates", unit=" lines", disable=not progress):
-        try:
-            record = fmt.parse_line(line)
-        except ParseError:
-            unparsed += 1
-            continue
-        miner.learn(fmt.template_text(record))
-        records.append(record)
+        for item in joiner.feed(line):
+            if isinstance(item, Unparsed):
+                unparsed += 1
+                continue
+            learn(text_of(item))
+            records.append(item)
+    for item in joiner.flush():
+        if isinstance(item, LogRecord):
+            learn(text_of(item))
+            records.append(item)
     miner.freeze()
     pairs = (
         (r.session_keys, miner.match(fmt.template_text(r)).template_id) for r in records if r.session_keys
@@ -93,13 +102,15 @@ def publish_trained(
     max_batch_size: int = 4096,
     unservable_reason: str | None = None,
     layout: ServingLayout = PYTHON_CPU,
+    name: str | None = None,
 ) -> PublishedVersion:
     """Script the trained detector and publish it (with the parser state when trained from raw lines).
 
     Without a miner the version has no parser state, so a worker cannot serve it: publishing refuses
-    it (ModelError) unless `unservable_reason` says why it is published for offline use only.
+    it (ModelError) unless `unservable_reason` says why it is published for offline use only. `name`:
+    the model's name in the repository (default its kind), e.g. one model per log source.
     """
-    spec = next_event_spec(trained.kind, trained.config.window_size, trained.top_k, max_batch_size)
+    spec = next_event_spec(name or trained.kind, trained.config.window_size, trained.top_k, max_batch_size)
     metadata = {**trained.metadata(), **extra_metadata}
     scripted = torch.jit.script(trained.detector())
     return publish_with_parser(repo, spec, scripted, metadata, miner, log_format, unservable_reason, layout)

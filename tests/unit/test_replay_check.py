@@ -138,3 +138,22 @@ def test_replay_with_the_wrong_source_warns_and_strict_produces_nothing(
     assert "logad replay: warning: 200 of the first 200 lines (100%) lack the hdfs header" in err
     assert "Best fit: the bgl format (100% of the sample): --source bgl." in err
     assert "nothing produced (--strict)" in err
+
+
+def test_join_continuations_keeps_records_whole() -> None:
+    from pipeline.format_profiles import profile_from_table
+    from pipeline.replay_check import join_continuations
+
+    fmt = profile_from_table("x", {"header": "<Level>: <Content>"}).log_format
+    lines = [b"orphan", b"INFO: a", b"  at x\r\n", b"  at y", b"WARN: b", b"INFO: c\n"]
+    assert list(join_continuations(lines, fmt)) == [
+        b"orphan",
+        b"INFO: a\n  at x\n  at y",
+        b"WARN: b",
+        b"INFO: c",
+    ]
+    # A record stops at the worker's line limit, so a file of another format cannot become one message.
+    assert list(join_continuations([b"INFO: a", b"1", b"2", b"3"], fmt, max_lines=2)) == [
+        b"INFO: a\n1",
+        b"2\n3",
+    ]

@@ -31,8 +31,9 @@ def _published_miner(repo: Path) -> TemplateMiner:
 def test_templates_from_a_version_must_cover_the_events(tmp_path: Path) -> None:
     miner = _published_miner(tmp_path)
     settings = Settings(model_repo=tmp_path)
-    got, log_format, source = _version_parser("deeplog", miner.templates(), settings)
+    got, log_format, source, profile = _version_parser("deeplog", miner.templates(), settings)
     assert got.templates() == miner.templates() and log_format == "hdfs" and source.endswith("(exact)")
+    assert profile is None  # a built-in format: the name is enough
     extra = {**miner.templates(), template_id("Deleting block <BLK>"): "Deleting block <BLK>"}
     with pytest.raises(ConfigError, match="1 template ids of the events are not in its parser"):
         _version_parser("deeplog:1", extra, settings)
