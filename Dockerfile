@@ -3,6 +3,7 @@
 #   docker build -t logad .                                    # torch from the PyTorch CPU wheel index
 #   cp ../shared/wheels/torch-*.whl deploy/wheels/ && docker build -t logad .   # offline: that wheel
 #   docker build --build-arg TORCH_INDEX_URL=https://mirror.example/cpu -t logad .
+#   podman build --format docker -t logad .                   # OCI format would ignore SHELL
 #
 # PyPI's default torch wheel for Linux pulls the CUDA libraries (GBs); the worker only needs the CPU
 # build (inference runs in Triton), so the image installs torch from a CPU-only source first.
