@@ -11,6 +11,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
 from agents.metrics import Metrics
 from pipeline.adapters.faust_config import faust_app_options, prepare_state_dir
+from pipeline.adapters.faust_records import JsonRecords
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,29 +29,20 @@ topic_config = settings.topic_config()
 raw_logs = app.topic(
     settings.raw_logs_topic, key_serializer="raw", value_serializer="raw", config=topic_config
 )
+# The topics the worker writes: raw bytes, each record with a content-type header (pipeline.topic_contracts).
+json_records = JsonRecords()
 log_events = app.topic(
-    settings.log_events_topic,
-    key_serializer="raw",
-    value_serializer="raw",
-    config=topic_config,
-    partitions=settings.topic_partitions,
+    settings.log_events_topic, schema=json_records, partitions=settings.topic_partitions, config=topic_config
 )
-anomalies = app.topic(
-    settings.anomalies_topic, key_serializer="raw", value_serializer="raw", config=topic_config
-)
-templates = app.topic(
-    settings.templates_topic, key_serializer="raw", value_serializer="raw", config=topic_config
-)
-dead_letters = app.topic(
-    settings.dead_letter_topic, key_serializer="raw", value_serializer="raw", config=topic_config
-)
+anomalies = app.topic(settings.anomalies_topic, schema=json_records, config=topic_config)
+templates = app.topic(settings.templates_topic, schema=json_records, config=topic_config)
+dead_letters = app.topic(settings.dead_letter_topic, schema=json_records, config=topic_config)
 # Session state of the detect agent (agents.session_state): orjson records, never pickles.
 state_log = app.topic(
     settings.session_state_topic,
-    key_serializer="raw",
-    value_serializer="raw",
-    config=topic_config,
+    schema=json_records,
     partitions=settings.topic_partitions,
+    config=topic_config,
 )
 
 

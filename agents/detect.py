@@ -16,18 +16,19 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import faust
+import numpy as np
 import orjson
 
 from agents import lag, session_state
 from agents.app import anomalies, app, dead_letters, log_events, metrics, settings, wall_clock
 from agents.failures import dead_letter_or_exit
-from agents.ordering import InputRecord, detect_order
+from agents.faust_workarounds import InputRecord, detect_order
 from agents.parse import follower, raw_lines, raw_messages, watermark, window_follower
 from pipeline.alerts import Alert, encode_alert
+from pipeline.columnar_detect import ColumnarDetector
 from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
-from pipeline.detection import Detector
 from pipeline.errors import DataError
-from pipeline.event_columns import read_event_batch
+from pipeline.event_columns import decode_batch
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.stream_clock import RawWatermarks
 from pipeline.window_classifier import WindowClassifier
@@ -40,7 +41,7 @@ EXPIRE_EVERY_S = 5.0
 store = session_state.store
 scorer = next_event_scorer(settings, wall_clock, on_degraded=metrics.set_degraded)
 # Parameter values are checked too when a `deeplog_params` version exists (see pipeline.deployment).
-detector = Detector(
+detector = ColumnarDetector(
     scorer,
     follower.text,
     store,
@@ -88,7 +89,7 @@ _handling: list[InputRecord] = []
 
 async def _detect_record(record: InputRecord) -> None:
     try:
-        batch = read_event_batch(record.value)  # event-batch/1 or /2; another schema is a DataError
+        columns = decode_batch(record.value)  # event-batch/1 or /2; another schema is a DataError
     except DataError as exc:
         raw = SourceOffset(record.topic, record.partition, record.offset)
         metrics.dead_letters.labels(reason="undecodable-event-batch").inc()
@@ -101,15 +102,15 @@ async def _detect_record(record: InputRecord) -> None:
     # Ingest time, never the wall clock: a backlog must drain with the session boundaries it
     # would have had (pipeline.stream_clock). A session is touched at its batch's newest ingest
     # time and closes once every raw partition is parsed `session_timeout_s` past that.
-    if batch.raw_partitions:
-        clock.observe_tick(dict(batch.watermarks), batch.raw_partitions)
-    for e in batch.events:
-        clock.observe(e.raw.partition, e.raw.timestamp)
-    touched = max((e.raw.timestamp for e in batch.events if e.raw.timestamp is not None), default=None)
-    session_events, windowed = window_detector.split(batch.events)
-    if session_events:
+    if columns.raw_partitions:
+        clock.observe_tick(dict(columns.watermarks), columns.raw_partitions)
+    clock.observe_many(columns.partitions, columns.ingested_at)
+    ingested = columns.ingested_at[~np.isnan(columns.ingested_at)]
+    touched = float(ingested.max()) if len(ingested) else None
+    session_columns, windowed = window_detector.split_columns(columns)
+    if len(session_columns):
         started = time.perf_counter()
-        result = await detector.process(session_events, now=touched or wall_clock())
+        result = await detector.process_columns(session_columns, now=touched or wall_clock())
         metrics.inference_latency.observe(time.perf_counter() - started)
         metrics.batch_size.observe(result.scored)
         metrics.redelivered.inc(result.redelivered)

@@ -13,7 +13,7 @@ import faust
 from agents import lag
 from agents.app import app, dead_letters, log_events, metrics, raw_logs, settings, templates, wall_clock
 from agents.failures import dead_letter_or_exit
-from agents.ordering import InputRecord, parse_order
+from agents.faust_workarounds import InputRecord, parse_order
 from pipeline.adapters.kafka import RawMessageReader
 from pipeline.deployment import SourceParsers, TemplateFollower
 from pipeline.parse_stage import ParseStage
@@ -48,18 +48,35 @@ raw_lines = RawLineReader(
 
 @app.agent(raw_logs)
 async def parse(stream: faust.StreamT) -> None:
-    # One raw message at a time: faust's take_events() can pair a buffered value with another
-    # message's event when messages arrive while a batch is handled, which loses records. Producers
-    # batch many lines per message (`logad replay --lines-per-message`), and each message's events
-    # go out as one log-events message per partition.
-    async for record in parse_order.records(stream):
+    # The raw messages already waiting (a backlog) are parsed together and their events leave as
+    # one log-events message per partition (`ParseStage.flush`): the detect agent's costs are per
+    # message. faust's take_events() is not used: it can pair a buffered value with another
+    # message's event when messages arrive while a batch is handled, which loses records.
+    async for records in parse_order.batches(
+        stream, settings.parse_batch_messages, settings.parse_batch_bytes
+    ):
+        await _parse_batch(records)
+
+
+async def _parse_batch(records: list[InputRecord]) -> None:
+    for record in records:
         await _parse(record)
+    try:
+        await stage.flush()
+    except Exception as exc:  # a bug must not lose the records (agents.failures)
+        stage.discard()
+        for record in records:
+            raw = SourceOffset(record.topic, record.partition, record.offset, timestamp=record.timestamp)
+            await dead_letter_or_exit("parse", [record.value], raw, exc)
+    # Read once their events are sent: a run whose read positions reached the end has every event in
+    # log-events (pipeline.progress).
+    for record in records:
+        read_through[record.partition] = record.offset + 1
 
 
 async def _parse(record: InputRecord) -> None:
     raw = SourceOffset(record.topic, record.partition, record.offset, timestamp=record.timestamp)
     watermark.observe(record.partition, record.timestamp, wall_clock())
-    read_through[record.partition] = record.offset + 1
     raw_lines.remember((record.topic, record.partition, record.offset), record.value)
     try:
         await _parse_record(record.value, record.headers, record.key, raw)
@@ -68,7 +85,7 @@ async def _parse(record: InputRecord) -> None:
 
 
 async def _parse_record(value: bytes, headers: Any, key: bytes | None, raw: SourceOffset) -> None:
-    outcome = await stage.handle(value, headers, key, raw)
+    outcome = await stage.add(value, headers, key, raw)
     metrics.lines.inc(outcome.lines)
     metrics.events.inc(outcome.events)
     metrics.oov.inc(outcome.oov)

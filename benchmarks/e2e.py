@@ -162,6 +162,7 @@ def produce_by_session(settings: Settings, payloads: list[bytes], rate: float | 
     import zlib
 
     from pipeline.adapters.kafka import producer
+    from pipeline.topic_contracts import raw_message_headers
 
     block = re.compile(rb"blk_-?\d+")
     partitions = settings.topic_partitions
@@ -170,7 +171,7 @@ def produce_by_session(settings: Settings, payloads: list[bytes], rate: float | 
     started = time.monotonic()
 
     def send(partition: int) -> None:
-        headers = [("source", b"hdfs-bench"), ("produced_at", repr(time.time()).encode())]
+        headers = raw_message_headers("hdfs-bench", time.time())
         value = b"\n".join(chunks[partition])
         while True:
             try:

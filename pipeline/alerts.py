@@ -25,7 +25,11 @@ from pipeline.errors import DataError
 # Version 2 added event_time, lines, fields, note and RawCoordinates.line; version 1 alerts (older
 # topics) still decode, upgraded: their one record's coordinates become `lines`, line index unknown.
 ALERT_SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = frozenset({1, 2})
+# The tag every record carries, `<name>/<version>` like the other topics' (pipeline.records); alerts
+# written before it carry the bare version number, which readers still take.
+ALERT_SCHEMA = f"log-anomaly/{ALERT_SCHEMA_VERSION}"
+_READABLE_TAGS: dict[object, int] = {1: 1, 2: 2, ALERT_SCHEMA: 2}
+READABLE_SCHEMA_VERSIONS = frozenset(_READABLE_TAGS)
 # Raw records an alert carries: the offending one and those before it, as many as a model window.
 MAX_ALERT_LINES = 10
 
@@ -103,7 +107,7 @@ class Alert:
     lines: tuple[RawLine, ...] = ()  # raw records behind the alert, oldest first, the offending one last
     fields: tuple[tuple[str, str], ...] = ()  # header fields naming where it happened (node, component)
     note: str = ""  # why the raw texts are missing, when they are
-    schema: int = ALERT_SCHEMA_VERSION
+    schema: str = ALERT_SCHEMA
 
     def kafka_key(self) -> bytes:
         """Alerts are keyed by session, so one session's alerts stay in order on one partition."""
@@ -121,10 +125,12 @@ def decode_alert(data: bytes) -> Alert:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise DataError(f"decode alert: expected JSON, got {data[:80]!r} ({exc})") from exc
-    if not isinstance(obj, dict) or obj.get("schema") not in READABLE_SCHEMA_VERSIONS:
-        found = obj.get("schema") if isinstance(obj, dict) else type(obj).__name__
+    tag = obj.get("schema") if isinstance(obj, dict) else None
+    # bool is an int: `true` must not pass for version 1.
+    if not isinstance(obj, dict) or isinstance(tag, bool) or tag not in _READABLE_TAGS:
+        found = tag if isinstance(obj, dict) else type(obj).__name__
         raise DataError(
-            f"decode alert: expected schema {sorted(READABLE_SCHEMA_VERSIONS)}, got {found!r}; "
+            f"decode alert: expected schema {ALERT_SCHEMA!r} (or 1, 2 from older workers), got {found!r}; "
             f"upgrade the consumer or read the topic with the matching version"
         )
     try:
@@ -145,7 +151,7 @@ def _alert_from_dict(obj: dict[str, Any]) -> Alert:
     raw = _coordinates(obj["raw"])
     kind = AlertKind(obj["kind"])
     last_ts = None if obj["last_timestamp"] is None else float(obj["last_timestamp"])
-    if int(obj["schema"]) == 1:
+    if _READABLE_TAGS[obj["schema"]] == 1:
         # Version 1 knew only the one record; an event's time was its session's last timestamp.
         event_time = None if kind is AlertKind.WINDOW_CLASS else last_ts
         lines = (RawLine(raw),) if raw.offset >= 0 else ()

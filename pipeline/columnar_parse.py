@@ -70,6 +70,7 @@ from pipeline.templates import (
     NUMBER,
     PATH,
     MinerMode,
+    ParserMode,
     TemplateMatch,
     TemplateMiner,
     TemplateRegistry,
@@ -176,7 +177,9 @@ class ColumnarParser:
         vetted = literal is not None and not (fmt.session_pattern and fmt.template_fields)
         self._fast = _FastFormat(fmt, literal) if vetted and literal is not None else None
         rules = tuple((r.name, r.pattern) for r in miner.config.masking.rules)
-        if rules == _DEFAULT_RULES:
+        if miner.config.parser_mode is not ParserMode.DRAIN3:
+            self._key_mode = _KeyMode.TEXT  # the digit-skeleton proofs hold for Drain3's masking only
+        elif rules == _DEFAULT_RULES:
             self._key_mode = _KeyMode.COLLAPSED
         elif set(rules) <= _DIGIT_BLIND_RULES:
             self._key_mode = _KeyMode.SKELETON

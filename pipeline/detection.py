@@ -135,7 +135,7 @@ class Detector:
                     first_ts = state.first_ts if state is not None else None
                     raw = coordinates(event)
                     alert = parameter_alert(found, query, event, first_ts, self._text, raw)
-                    alerts.append(replace(alert, event_time=event.timestamp, lines=_lines(query, raw)))
+                    alerts.append(replace(alert, event_time=event.timestamp, lines=window_lines(query, raw)))
         return DetectionResult(tuple(alerts), len(queries), tuple(rejected), redelivered)
 
     def _claim(self, kind: AlertKind, query: NextEventQuery) -> tuple[bool, SessionState | None]:
@@ -191,7 +191,7 @@ class Detector:
             position=query.position,
             raw=raw,
             event_time=event.timestamp,
-            lines=_lines(query, raw),
+            lines=window_lines(query, raw),
         )
 
     def _text(self, template_id: int) -> str:
@@ -276,7 +276,7 @@ def coordinates(event: object) -> RawCoordinates:
     return RawCoordinates(str(raw.topic), int(raw.partition), int(raw.offset), int(raw.line))
 
 
-def _lines(query: NextEventQuery, raw: RawCoordinates) -> tuple[RawLine, ...]:
+def window_lines(query: NextEventQuery, raw: RawCoordinates) -> tuple[RawLine, ...]:
     """The raw records behind an event's alert, texts not read yet: the window's, then the event's."""
     return raw_lines(raw.topic, positions(query.recent), raw)
 

@@ -199,6 +199,58 @@ class EventColumns:
             )
         return out
 
+    @classmethod
+    def concat(cls, parts: Sequence[EventColumns]) -> EventColumns:
+        """The rows of every part, in order, with the string tables merged (ticks keep no rows here:
+        watermarks and raw partitions are taken from the last part)."""
+        parts = [part for part in parts if len(part)] or list(parts[-1:])
+        if len(parts) == 1:
+            return parts[0]
+        tables: tuple[dict[Any, int], ...] = ({}, {}, {}, {})
+        indexes: tuple[list[np.ndarray], ...] = ([], [], [], [])
+        param_ends: list[np.ndarray] = []
+        params: list[str] = []
+        for part in parts:
+            for table, index, (entries, rows) in zip(
+                tables,
+                indexes,
+                (
+                    (part.sources, part.source_index),
+                    (part.sessions, part.session_index),
+                    (part.topics, part.topic_index),
+                    (part.template_table, part.template_index),
+                ),
+                strict=True,
+            ):
+                renumber = np.fromiter(
+                    (table.setdefault(e, len(table)) for e in entries), np.int64, len(entries)
+                )
+                index.append(renumber[rows])
+            param_ends.append(part.param_end + len(params))
+            params.extend(part.params)
+        joined = [np.concatenate(index) for index in indexes]
+        last = parts[-1]
+        return cls(
+            tuple(tables[0]),
+            tuple(tables[1]),
+            tuple(tables[2]),
+            tuple(tables[3]),
+            joined[0],
+            joined[1],
+            joined[3],
+            np.concatenate([part.timestamps for part in parts]),
+            np.concatenate([part.oov for part in parts]),
+            joined[2],
+            np.concatenate([part.partitions for part in parts]),
+            np.concatenate([part.offsets for part in parts]),
+            np.concatenate([part.lines for part in parts]),
+            np.concatenate([part.ingested_at for part in parts]),
+            params,
+            np.concatenate(param_ends),
+            last.watermarks,
+            last.raw_partitions,
+        )
+
     # selection ---------------------------------------------------------------------------------
     def take(self, rows: np.ndarray) -> EventColumns:
         """The rows `rows` (increasing indices), with string tables cut to what those rows use."""

@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
+from pipeline import triton_config
 from pipeline.errors import ModelError
+from pipeline.triton_config import PYTHON_CPU, ServingLayout
 from pipeline.version_checks import UNSERVABLE_KEY, require_servable
 
 log = logging.getLogger(__name__)
@@ -81,29 +83,8 @@ class LoadedVersion:
 
 
 def render_config(spec: ModelSpec) -> str:
-    """config.pbtxt for the Python-backend runner: dynamic batching on, one version served at a time."""
-
-    def tensors(items: tuple[TensorSpec, ...]) -> str:
-        rows = [
-            f'  {{ name: "{t.name}", data_type: TYPE_{t.dtype}, dims: [ {", ".join(map(str, t.dims))} ] }}'
-            for t in items
-        ]
-        return ",\n".join(rows)
-
-    params = "".join(
-        f'parameters: {{ key: "{k}" value: {{ string_value: "{v}" }} }}\n' for k, v in spec.parameters.items()
-    )
-    return (
-        f'name: "{spec.name}"\n'
-        'backend: "python"\n'
-        f"max_batch_size: {spec.max_batch_size}\n"
-        f"input [\n{tensors(spec.inputs)}\n]\n"
-        f"output [\n{tensors(spec.outputs)}\n]\n"
-        "version_policy: { latest: { num_versions: 1 } }\n"
-        f"dynamic_batching {{ max_queue_delay_microseconds: {spec.max_queue_delay_us} }}\n"
-        f"instance_group [ {{ kind: KIND_CPU, count: {spec.instance_count} }} ]\n"
-        f"{params}"
-    )
+    """config.pbtxt for the Python-backend runner (`pipeline.triton_config` has both layouts)."""
+    return triton_config.render_config(spec)
 
 
 def sha256_file(path: Path) -> str:
@@ -137,8 +118,10 @@ def publish_version(
     metadata: dict[str, Any],
     extra_files: dict[str, bytes] | None = None,
     unservable_reason: str | None = None,
+    layout: ServingLayout = PYTHON_CPU,
 ) -> PublishedVersion:
-    """Write `<repo>/<name>/<N+1>/` atomically (build in a temporary directory, then rename).
+    """Write `<repo>/<name>/<N+1>/` atomically (build in a temporary directory, then rename), and
+    the model's config.pbtxt for `layout` (`pipeline.triton_config`).
 
     A reader never sees a half-written version: the directory appears complete or not at all.
     `extra_files` travel with the version (e.g. `templates.json`, the parser state the model was
@@ -154,9 +137,12 @@ def publish_version(
     else:
         log.warning("publishing %s as not servable: %s", spec.name, unservable_reason)
         metadata = {**metadata, UNSERVABLE_KEY: unservable_reason}
+    if not layout.verifies_itself:
+        check_forward_arguments(spec, scripted)
     model_dir = Path(repo) / spec.name
     model_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(model_dir / CONFIG_FILE, render_config(spec).encode())
+    if layout.verifies_itself:
+        _write_atomic(model_dir / CONFIG_FILE, triton_config.render_config(spec, layout).encode())
     tmp = Path(tempfile.mkdtemp(prefix=".publishing-", dir=model_dir))
     try:
         torch.jit.save(scripted, str(tmp / MODEL_FILE))
@@ -190,6 +176,8 @@ def publish_version(
                     continue
                 raise
             log.info("published %s version %d (sha256 %s)", spec.name, version, digest[:12])
+            if not layout.verifies_itself:
+                write_pinned_config(repo, spec, layout)
             return PublishedVersion(spec.name, version, target, digest)
         raise ModelError(f"publish {spec.name}: could not claim a version number in {model_dir}")
     finally:
@@ -300,6 +288,38 @@ class NewestServable:
             return
         check_servable(self.repo, self.name, version)
         self._servable.add(key)
+
+
+def check_forward_arguments(spec: ModelSpec, scripted: torch.jit.ScriptModule) -> None:
+    """The libtorch backend binds inputs to `forward`'s arguments by name: the spec's input names must
+    be those arguments, in order, or the version would fail to load (ModelError before writing)."""
+    arguments = [a.name for a in scripted.forward.schema.arguments[1:]]  # without self
+    declared = [t.name for t in spec.inputs]
+    if arguments != declared:
+        raise ModelError(
+            f"publish {spec.name} for libtorch: config inputs {declared} are not the TorchScript forward "
+            f"arguments {arguments}; name the spec's inputs after forward's arguments"
+        )
+
+
+def write_pinned_config(repo: Path, spec: ModelSpec, layout: ServingLayout) -> int | None:
+    """config.pbtxt pinned to the newest version that passes `check_servable` (sha256 included), for
+    a backend that loads without checking (libtorch); the pinned version, None when none passes
+    (then the newest is named, as there is nothing verified to protect)."""
+    pinned = newest_valid_version(repo, spec.name)
+    config = triton_config.render_config(spec, layout, pinned)
+    _write_atomic(Path(repo) / spec.name / CONFIG_FILE, config.encode())
+    return pinned
+
+
+def pinned_version(repo: Path, name: str) -> int | None:
+    """The version a libtorch config.pbtxt pins (None: not pinned, or no config)."""
+    import re
+
+    path = Path(repo) / name / CONFIG_FILE
+    text = path.read_text() if path.is_file() else ""
+    found = re.search(r"specific:\s*\{\s*versions:\s*\[\s*(\d+)\s*\]", text)
+    return int(found.group(1)) if found else None
 
 
 def newest_valid_version(repo: Path, name: str) -> int | None:

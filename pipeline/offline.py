@@ -1,7 +1,7 @@
 """Offline detection with a published model version: the streaming path, without Kafka or Triton.
 
 Lines go through the same parser (the version's frozen templates), the same sessions and the same
-`Detector`, scored in-process by the same TorchScript file Triton serves; at the end every session is
+`ColumnarDetector`, scored in-process by the same TorchScript file Triton serves; at the end every session is
 closed as the worker closes idle ones. Streaming results can therefore be compared row for row.
 Alerts carry their raw lines as the worker's do: each input line is a message of the pseudo topic
 `OFFLINE_TOPIC` (partition 0, offset = its index in the input), kept in memory for the read-back.
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.alerts import Alert
+from pipeline.columnar_detect import ColumnarDetector
 from pipeline.deployment import load_template_set
-from pipeline.detection import Detector
+from pipeline.event_columns import EventColumns
 from pipeline.parsing import Parser
 from pipeline.raw_lines import InMemoryRawMessages, RawLineReader
 from pipeline.records import LogEvent, SourceOffset
@@ -52,7 +53,7 @@ async def detect_offline(
     deployed = load_template_set(repo, model, version)
     parser = Parser(deployed.log_format, deployed.miner)
     tracker = SessionTracker(window_size, timeout_s=float("inf"))
-    detector = Detector(
+    detector = ColumnarDetector(
         TorchScriptNextEventScorer(_pinned(repo, model, version)), deployed.texts.get, tracker
     )
     messages = InMemoryRawMessages()
@@ -66,7 +67,7 @@ async def detect_offline(
             messages.add(OFFLINE_TOPIC, 0, offset, payload)
             events.extend(parser.parse(payload, source, SourceOffset(OFFLINE_TOPIC, 0, offset)).events)
         count += len(chunk)
-        alerts.extend((await detector.process(events)).alerts)
+        alerts.extend((await detector.process_columns(EventColumns.from_events(events))).alerts)
     states = list(tracker)
     alerts.extend(await detector.close(states, deployed.session_end_id, window_size))
     alerts = await RawLineReader(messages, lambda _source: parser, timeout_s=60.0).attach(alerts)

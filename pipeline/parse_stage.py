@@ -4,11 +4,12 @@ A plain object with its ports passed in (a sink per output topic, a clock), so t
 Faust or a broker: the parse agent (`agents/parse.py`) only orders records, keeps the watermark and
 turns an exception into an `internal-error` dead letter; unit tests use in-memory sinks.
 
-Per raw message: the source from the header or key (`bad_header` dead letter otherwise), that
-source's parser (`SourceParsers.columnar_for_source`: the deployed version's template set, the exact
-`Parser` inside for whatever the columnar path cannot prove), the format-mismatch tracker, then
-dead letters, new templates, and one `event-batch/2` message per `log-events` partition the
-message's sessions fall on (`EventColumns.by_partition`), in that order.
+Per raw message (`add`): the source from the header or key (`bad_header` dead letter otherwise),
+that source's parser (`SourceParsers.columnar_for_source`: the deployed version's template set, the
+exact `Parser` inside for whatever the columnar path cannot prove), the format-mismatch tracker, then
+its dead letters and new templates are sent and its events kept. `flush` sends the events kept from
+one or more raw messages as one `event-batch/2` message per `log-events` partition they fall on
+(`EventColumns.by_partition`); `handle` is `add` + `flush` for one message.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.columnar_parse import ColumnarParser
+from pipeline.event_columns import EventColumns
 from pipeline.raw_source import BAD_HEADER, BadHeader, source_of
 from pipeline.records import DeadLetter, SourceOffset
 from pipeline.source_health import FormatMismatch, FormatMismatchTracker
@@ -94,11 +96,19 @@ class ParseStage:
         # Warns (rate-limited) when most recent lines of a source fail its format: likely the wrong source.
         self.format_check = format_check if format_check is not None else FormatMismatchTracker()
         self.counters = ParseCounters()
+        self._pending: list[EventColumns] = []
 
     async def handle(
         self, value: bytes, headers: Any, key: bytes | None, raw: SourceOffset
     ) -> MessageOutcome:
         """Parse one raw message (`raw`: where it was read) and send what it produced."""
+        outcome = await self.add(value, headers, key, raw)
+        return replace(outcome, batches=await self.flush())
+
+    async def add(self, value: bytes, headers: Any, key: bytes | None, raw: SourceOffset) -> MessageOutcome:
+        """Parse one raw message: its dead letters and new templates are sent, its events kept until
+        `flush`, so that the events of several raw messages leave as one log-events message per
+        partition (per-message costs downstream are paid once per many lines)."""
         try:
             source = source_of(headers, key)
         except BadHeader as exc:
@@ -119,20 +129,40 @@ class ParseStage:
             await self._dead_letter(dead)
         for template in result.new_templates:
             await self.templates(template.key, template.encode())
-        parts = batch.by_partition(self.partitions)
-        for partition, part in parts.items():
-            await self.events(partition, f"partition-{partition}".encode(), part.encode())
+        if len(batch):
+            self._pending.append(batch)
         outcome = MessageOutcome(
             lines=result.records,
             events=len(batch),
             oov=int(batch.oov.sum()),
             decode_replacements=result.decode_replacements,
             dead_letters=tuple(d.reason for d in result.dead_letters),
-            batches=len(parts),
             mismatch=mismatch,
         )
         self.counters.add(outcome, source)
         return outcome
+
+    @property
+    def pending_events(self) -> int:
+        return sum(len(batch) for batch in self._pending)
+
+    async def flush(self) -> int:
+        """Send the kept events: one `event-batch/2` message per partition they fall on, in order of
+        the raw messages (so each session's events stay in order). Returns the messages sent."""
+        if not self._pending:
+            return 0
+        batch = EventColumns.concat(self._pending)
+        self._pending = []
+        parts = batch.by_partition(self.partitions)
+        for partition, part in parts.items():
+            await self.events(partition, f"partition-{partition}".encode(), part.encode())
+        self.counters.batches += len(parts)
+        return len(parts)
+
+    def discard(self) -> int:
+        """Drop the kept events (their raw messages are dead-lettered instead); returns how many."""
+        dropped, self._pending = self.pending_events, []
+        return dropped
 
     async def _dead_letter(self, dead: DeadLetter) -> None:
         await self.dead_letters(dead.reason.encode(), dead.encode())

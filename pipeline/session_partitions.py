@@ -8,7 +8,9 @@ message of p, and every read and change goes to p's sessions. A partition comes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 from pipeline.errors import DataError
 from pipeline.session_state_log import PartitionSessions, StateRecord
@@ -17,6 +19,7 @@ from pipeline.sessions import (
     SessionEvent,
     SessionState,
     advance,
+    fixed_clock,
     is_redelivery,
     new_session,
     store_key,
@@ -73,6 +76,14 @@ class PartitionedSessionStore:
         state, query = advance(state, event, self.window_size, now)
         part.put(state)
         return query
+
+    def event_clock(self, timestamps: np.ndarray, now: float | None) -> np.ndarray:
+        return fixed_clock(timestamps, now)
+
+    def touch(self, states: Sequence[SessionState]) -> None:
+        part = self._part()
+        for state in states:
+            part.put(state)
 
     def idle(self, now: float, timeout_s: float) -> list[SessionState]:
         """Inactive sessions of the partition in use; they stay until `remove` (so a closed session's

@@ -38,6 +38,8 @@ from pipeline.errors import DataError
 from pipeline.sessions import SessionState
 
 STATE_LOG_SCHEMA_VERSION = 1
+# `<name>/<version>` like every other topic's records; records written before it carry `"v": 1`.
+STATE_LOG_SCHEMA = f"session-state-log/{STATE_LOG_SCHEMA_VERSION}"
 # A broker refuses records above its message.max.bytes (1 MiB by default): stay well below.
 DEFAULT_MAX_RECORD_BYTES = 512 * 1024
 NO_OFFSET = -1
@@ -66,7 +68,7 @@ class StateRecord:
     def encode(self) -> bytes:
         return orjson.dumps(
             {
-                "v": STATE_LOG_SCHEMA_VERSION,
+                "schema": STATE_LOG_SCHEMA,
                 "kind": self.kind.value,
                 "gen": self.generation,
                 "base": self.base,
@@ -86,10 +88,10 @@ class StateRecord:
             data = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
             raise DataError(f"session state log: record is not JSON ({exc}): {value[:120]!r}") from exc
-        version = data.get("v") if isinstance(data, dict) else None
-        if version != STATE_LOG_SCHEMA_VERSION:
+        version = (data.get("schema") or data.get("v")) if isinstance(data, dict) else None
+        if version not in (STATE_LOG_SCHEMA, STATE_LOG_SCHEMA_VERSION) or isinstance(version, bool):
             raise DataError(
-                f"session state log: expected schema v{STATE_LOG_SCHEMA_VERSION}, got {version!r} in "
+                f"session state log: expected schema {STATE_LOG_SCHEMA!r}, got {version!r} in "
                 f"{value[:120]!r}; run a worker of the version that wrote it, or delete the state topic "
                 f"(sessions then start empty)"
             )

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
+
+import numpy as np
 
 from pipeline.errors import DataError
 from pipeline.windows import PAD_ID
@@ -245,6 +247,24 @@ class SessionStore(Protocol):
 
     def put(self, state: SessionState) -> None: ...
 
+    # What a whole batch needs (`pipeline.columnar_detect`): the l of the windows, the clock each
+    # event would get from `advance`, and the states a batch moved on.
+    @property
+    def window_size(self) -> int: ...
+
+    def event_clock(self, timestamps: np.ndarray, now: float | None) -> np.ndarray:
+        """(n,) the clock `advance` would use for each of n events in order (NaN: none)."""
+        ...
+
+    def touch(self, states: Sequence[SessionState]) -> None:
+        """Store states a batch advanced, in the order of their sessions' last event in it."""
+        ...
+
+
+def fixed_clock(timestamps: np.ndarray, now: float | None) -> np.ndarray:
+    """`advance`'s clock per event for a caller's `now`: `now`, or each event's own time."""
+    return timestamps if now is None else np.full(len(timestamps), now, np.float64)
+
 
 class SessionTracker:
     """Many sessions in memory, least recently touched first, bounded by expiry and `max_sessions`.
@@ -294,6 +314,25 @@ class SessionTracker:
             log.warning("session tracker full (%d): closing %s early", self.max_sessions, oldest.key)
             self._evicted.append(oldest)
         return query
+
+    def event_clock(self, timestamps: np.ndarray, now: float | None) -> np.ndarray:
+        """The tracker's clock at each event (its high-water mark, as `advance` keeps it), moved on."""
+        start = np.nan if self._clock is None else self._clock
+        running = np.fmax.accumulate(np.concatenate(([start], fixed_clock(timestamps, now))))
+        if not np.isnan(running[-1]):
+            self._clock = float(running[-1])
+        return running[1:]
+
+    def touch(self, states: Sequence[SessionState]) -> None:
+        """Store advanced states as most recently touched (a batch's re-deliveries touch nothing,
+        unlike `advance`: offline replays have none), evicting beyond `max_sessions`."""
+        for state in states:
+            self._sessions.pop(state.key, None)
+            self._sessions[state.key] = state
+        while len(self._sessions) > self.max_sessions:
+            _, oldest = self._sessions.popitem(last=False)
+            log.warning("session tracker full (%d): closing %s early", self.max_sessions, oldest.key)
+            self._evicted.append(oldest)
 
     def expire(self, now: float | None = None) -> list[SessionState]:
         """Remove and return sessions inactive for `timeout_s` (and any evicted by the cap)."""

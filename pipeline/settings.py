@@ -77,6 +77,11 @@ class Settings:
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
+    # How `logad train` lays out config.pbtxt (`pipeline.triton_config`): "python" (the runner the local
+    # Triton serves) or "libtorch" (the stock Triton container's native TorchScript backend), and
+    # where its instances run: "cpu" or "gpu" (libtorch only).
+    triton_platform: str = "python"
+    triton_device: str = "cpu"
     model_repo: Path = Path("model_repo")
     # Files
     data_dir: Path = Path("../shared/data")
@@ -90,6 +95,12 @@ class Settings:
     # batches the detect agent scores: per-message costs (encoding, partitioning, Kafka) are paid once
     # per this many lines (benchmarks/stages.py: 100-line messages cost ~1.6x what 500-line ones do).
     replay_lines_per_message: int = 500
+    # The parse agent parses the raw messages already waiting together, at most this many (and about
+    # this many bytes), and sends their events as one log-events message per partition: the detect
+    # agent's costs are per message (benchmarks/stages.py). A quiet stream is still handled message
+    # by message, at once.
+    parse_batch_messages: int = 32
+    parse_batch_bytes: int = 4 << 20
     # A raw message over this is refused whole (`oversized`): a guard against absurd payloads, at the
     # 16 MiB the broker, producers and consumers are configured for. Bad lines are refused one by one:
     max_record_bytes: int = 16 << 20
@@ -114,6 +125,11 @@ class Settings:
     # Raw messages this worker parsed lately, kept so that an alert finds its lines in memory instead of
     # reading raw-logs back (a read-back blocks the detect agent for a fetch round trip).
     alert_raw_cache_bytes: int = 32 << 20
+    # `logad notify`: where alerts go (Alertmanager's base URL, or a webhook taking JSON POSTs), and the
+    # consumer group whose committed offsets say which alerts were delivered.
+    alertmanager_url: str = ""
+    notify_webhook_url: str = ""
+    notify_group: str = "logad-notify"
     # DeepLog's parameter value model: checked for every session event when a version of it exists in
     # the model repository at worker start (in-process TorchScript); "" turns it off.
     parameter_model: str = "deeplog_params"
@@ -128,6 +144,12 @@ class Settings:
                 f"settings: replay_lines_per_message must be at least 1, "
                 f"got {self.replay_lines_per_message}; "
                 "set LOGAD_REPLAY_LINES_PER_MESSAGE (default 500)"
+            )
+        if self.parse_batch_messages < 1 or self.parse_batch_bytes < 1:
+            raise ConfigError(
+                f"settings: parse_batch_messages and parse_batch_bytes must be at least 1, got "
+                f"{self.parse_batch_messages} and {self.parse_batch_bytes}; set LOGAD_PARSE_BATCH_MESSAGES "
+                f"(default 32) and LOGAD_PARSE_BATCH_BYTES (default 4 MiB)"
             )
         self._check_deployment()
         # A plain str given by code (an override, `replace`) would print in logs: wrap it too.
@@ -262,6 +284,12 @@ class Settings:
             session_state_topic=f"{prefix}-state-{run_id}",
             app_id=f"logad-{prefix}-{run_id}",
         )
+
+    def serving_layout(self) -> Any:
+        """`triton_platform` and `triton_device` checked (`pipeline.triton_config.ServingLayout`)."""
+        from pipeline.triton_config import ServingLayout
+
+        return ServingLayout.parse(self.triton_platform, self.triton_device)
 
     def all_topics(self) -> tuple[str, ...]:
         return (

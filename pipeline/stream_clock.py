@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 
 class IngestWatermark:
     """How far this worker has read each raw partition it holds, in ingest time.
@@ -62,6 +64,15 @@ class RawWatermarks:
     def observe(self, partition: int, ts: float | None) -> None:
         if ts is not None and ts > self._marks.get(partition, float("-inf")):
             self._marks[partition] = ts
+
+    def observe_many(self, partitions: np.ndarray, timestamps: np.ndarray) -> None:
+        """`observe` for columns of (raw partition, ingest time); NaN times are none."""
+        known = ~np.isnan(timestamps)
+        if not known.any():
+            return
+        partitions, timestamps = partitions[known], timestamps[known]
+        for partition in np.unique(partitions).tolist():
+            self.observe(int(partition), float(timestamps[partitions == partition].max()))
 
     def observe_tick(self, marks: Mapping[int, float], partitions: int) -> None:
         self._partitions = max(self._partitions, partitions)

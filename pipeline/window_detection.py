@@ -22,8 +22,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+import numpy as np
+
 from pipeline.alerts import Alert
-from pipeline.records import SourceOffset
+from pipeline.event_columns import EventColumns
+from pipeline.records import LogEvent, SourceOffset
 from pipeline.time_windows import TimedEvent, TimeWindower, Window, WindowSpec
 from pipeline.window_classifier import WindowClassifier
 
@@ -89,6 +92,17 @@ class WindowDetector:
         for event in events:
             (windowed if event.source in self.sources else sessions).append(event)
         return sessions, windowed
+
+    def split_columns(self, columns: EventColumns) -> tuple[EventColumns, list[LogEvent]]:
+        """`split` for a columnar batch: (rows for sessions, as columns; events for windows)."""
+        windowed_sources = [i for i, source in enumerate(columns.sources) if source in self.sources]
+        if not windowed_sources:
+            return columns, []
+        windowed = np.isin(columns.source_index, windowed_sources)
+        return (
+            columns.take(np.flatnonzero(~windowed)),
+            columns.take(np.flatnonzero(windowed)).to_events(),
+        )
 
     async def process(self, events: Sequence[WindowedEvent]) -> WindowResult:
         """Add events in order; classify every window they close in one call."""

@@ -6,8 +6,26 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, SetupError
 from pipeline.settings import Settings
+
+# faust-streaming versions the workarounds over faust internals (agents/faust_workarounds.py:
+# `Consumer._add_gap`, `Stream.noack`/`ack`) were verified with by the reliability suite; the same
+# pin is in pyproject.toml.
+VERIFIED_FAUST_VERSIONS = frozenset({"0.15.3"})
+
+
+def check_faust_version(version: str) -> None:
+    """Refuse to start on a faust-streaming the workarounds were not verified with: a private API
+    that changed would lose records silently."""
+    if version not in VERIFIED_FAUST_VERSIONS:
+        verified = ", ".join(sorted(VERIFIED_FAUST_VERSIONS))
+        raise SetupError(
+            f"faust-streaming {version} is installed, but the worker's workarounds over faust internals "
+            f"(agents/faust_workarounds.py) were verified only with {verified}: "
+            f"install that (pip install 'faust-streaming==0.15.3'), or run the reliability suite "
+            f"(tests/integration/test_reliability.py) on {version} and add it to VERIFIED_FAUST_VERSIONS"
+        )
 
 
 def broker_credentials(settings: Settings) -> Any:

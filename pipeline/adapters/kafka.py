@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.errors import InfrastructureError
 from pipeline.settings import Settings
+from pipeline.topic_contracts import raw_message_headers
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +421,8 @@ def replay_lines(
 ) -> int:
     """Produce raw lines to `topic` (several per message when asked), optionally paced; returns lines sent.
 
-    Messages carry the `source` header and key, and `produced_at` (epoch seconds) for latency tracking.
+    Messages carry the `source` header and key, `produced_at` (epoch seconds) for latency tracking and
+    a `content-type` (`pipeline.topic_contracts.raw_message_headers`).
     """
     out = producer(settings)
     sent = 0
@@ -431,7 +433,7 @@ def replay_lines(
         nonlocal chunk
         if not chunk:
             return
-        headers = [("source", source.encode()), ("produced_at", repr(time.time()).encode())]
+        headers = raw_message_headers(source, time.time())
         while True:
             try:
                 out.produce(topic, key=source.encode(), value=b"\n".join(chunk), headers=headers)
@@ -503,3 +505,61 @@ def follow_topic(
             yield msg
     finally:
         client.close()  # auto commit is off: closing commits nothing
+
+
+class CommittingReader:
+    """A group member of `topics` that commits only what it is told to (`logad notify`'s source).
+
+    Auto commit is off: an offset moves only after the caller delivered every record up to it. After a
+    rebalance the partition restarts at its committed offset, so a batch whose commit failed is read
+    again (by this member or the next owner) rather than lost.
+    """
+
+    def __init__(self, settings: Settings, group_id: str, topics: list[str], from_beginning: bool) -> None:
+        self.group_id = group_id
+        self._client = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest" if from_beginning else "latest",
+                "fetch.message.max.bytes": 16 * 1024 * 1024,
+            }
+        )
+        self._client.subscribe(topics)
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Any]:
+        from pipeline.notify import TopicRecord
+
+        records = []
+        for msg in self._client.consume(max_records, timeout_s):
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if error.fatal():
+                    raise InfrastructureError(f"kafka: consumer of group {self.group_id}: {error}")
+                log.warning("kafka: consumer of group %s: %s (retrying)", self.group_id, error)
+                continue
+            records.append(TopicRecord(msg.topic(), msg.partition(), msg.offset(), msg.value() or b""))
+        return records
+
+    def commit(self, records: Sequence[Any]) -> None:
+        from confluent_kafka import TopicPartition
+
+        ends: dict[tuple[str, int], int] = {}
+        for r in records:
+            ends[(r.topic, r.partition)] = max(ends.get((r.topic, r.partition), -1), r.offset + 1)
+        offsets = [TopicPartition(topic, partition, end) for (topic, partition), end in ends.items()]
+        try:
+            self._client.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Lost the partitions meanwhile (a rebalance during long retries): the new owner reads the
+            # batch again from the last commit, and its alert ids deduplicate at the receiver.
+            log.warning(
+                "kafka: commit of %s by group %s failed (%s); those records will be read again",
+                offsets, self.group_id, exc.args[0],
+            )  # fmt: skip
+
+    def close(self) -> None:
+        self._client.close()

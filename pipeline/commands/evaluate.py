@@ -16,6 +16,10 @@ from pipeline.settings import Settings
 
 EVALUATIONS: dict[str, tuple[str, str]] = {
     "parsing-hdfs": ("pipeline.evaluation.parsing", "Drain3 grouping accuracy on loghub HDFS_100k"),
+    "parsing-loghub": (
+        "pipeline.evaluation.parsing_loghub",
+        "GA, PA, FGA of the parser vs plain Drain3 on loghub-2k-style systems",
+    ),
     "hdfs-1-99": ("pipeline.evaluation.hdfs_1_99", "LAMA Table 2, 1/99 row (DeepLog's split)"),
     "hdfs-80-20": ("pipeline.evaluation.hdfs_80_20", "LAMA Table 2, 80/20 row, from raw lines"),
     "ablation": ("pipeline.evaluation.ablation", "LAMA Table 3: layers b x heads h on the 1/99 data"),

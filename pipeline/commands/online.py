@@ -75,10 +75,12 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.adapters.kafka import consumer
+    from pipeline.alert_routing import AlertFilter
     from pipeline.alerts import decode_alert
     from pipeline.errors import DataError
     from pipeline.presentation import format_alert
 
+    route = AlertFilter.parse(args.kind or (), args.source or ())
     reader = consumer(
         settings,
         args.group or f"logad-tail-{os.getpid()}",
@@ -91,13 +93,24 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
             if message is None or message.error():
                 continue
             try:
-                print(format_alert(decode_alert(message.value()), verbose=args.verbose), flush=True)
+                alert = decode_alert(message.value())
             except DataError as exc:
-                print(f"(unreadable alert at offset {message.offset()}: {exc})", flush=True)
+                print(f"(unreadable alert at offset {message.offset()}: {exc})", file=sys.stderr, flush=True)
+                continue
+            if route.matches(alert):
+                text = alert_json(alert) if args.json else format_alert(alert, verbose=args.verbose)
+                print(text, flush=True)
     except KeyboardInterrupt:
         return 0
     finally:
         reader.close()
+
+
+def alert_json(alert: Any) -> str:
+    """One line of `logad tail --json`: the alert as `log-anomalies` carries it (older schemas upgraded)."""
+    from pipeline.alerts import encode_alert
+
+    return encode_alert(alert).decode("utf-8")
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,6 +168,11 @@ def register(subparsers: Any) -> None:
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest alert")
     tail.add_argument("--group", help="consumer group (default: a fresh one)")
     tail.add_argument("--verbose", action="store_true", help="show the window and the expected events")
+    tail.add_argument(
+        "--json", action="store_true", help="one alert per line as JSON (schemas/log-anomalies.schema.json)"
+    )
+    tail.add_argument("--kind", action="append", metavar="K", help="only this alert kind (repeatable)")
+    tail.add_argument("--source", action="append", metavar="S", help="only this source (repeatable)")
     tail.set_defaults(handler=_tail)
 
     demo = subparsers.add_parser(

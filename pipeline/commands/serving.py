@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from pipeline.errors import InfrastructureError, ModelError
@@ -57,6 +58,22 @@ class TritonModelControl:
         return serving_version_or_none(self.grpc_url, name)
 
 
+def verify_before_load(settings: Settings, name: str) -> None:
+    """For a backend that loads model.pt unchecked (libtorch), check the version its config.pbtxt pins
+    against its sha256 right before Triton is asked to load it; ModelError when it fails."""
+    from pipeline.model_repository import CONFIG_FILE, check_servable, pinned_version
+
+    if settings.serving_layout().verifies_itself:
+        return  # the Python runner checks the sum itself, in Triton, as it loads
+    pinned = pinned_version(Path(settings.model_repo), name)
+    if pinned is None:
+        raise ModelError(
+            f"model {name}: {Path(settings.model_repo) / name / CONFIG_FILE} pins no verified version "
+            f"(no version passed its checks when it was written); publish a good version"
+        )
+    check_servable(Path(settings.model_repo), name, pinned)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-load",
@@ -88,6 +105,7 @@ def serve_published(
         print(f"triton: not running at {url}; {name} version {version} is published, {later}")
         return 0
     try:
+        verify_before_load(settings, name)
         serving = control.load(name)
     except ModelError as exc:
         old = control.serving(name)

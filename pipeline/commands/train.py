@@ -105,6 +105,7 @@ def load_training_sessions(
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
+    settings.serving_layout()  # a bad LOGAD_TRITON_PLATFORM/DEVICE fails now, not after training
     if args.model == "protosiamese":
         return train_protosiamese.run(args, settings)
     if args.model == "deeplog_params":
@@ -156,5 +157,6 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         log_format,
         {**extra, "curves": trained.curves},
         max_batch_size=args.max_batch_size,
+        layout=settings.serving_layout(),
     )
     return serving.serve_published(published, args, settings)

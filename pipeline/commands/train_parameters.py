@@ -73,5 +73,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.format,
         {"training_data_sha256": sha256_file(path), "curves": trained.curves},
         max_batch_size=args.max_batch_size,
+        layout=settings.serving_layout(),
     )
     return serve_published(published, args, settings)

@@ -56,5 +56,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         result,
         {"seed": args.seed, "episodic": asdict(episodic)},
         max_batch_size=args.max_batch_size,
+        layout=settings.serving_layout(),
     )
     return serve_published(published, args, settings)

@@ -43,6 +43,7 @@ from pipeline.records import LogEvent
 from pipeline.templates import TemplateMiner
 from pipeline.training.next_event import seed_everything
 from pipeline.training.parameter_data import Windows, build_windows, parse_events, split_by_session
+from pipeline.triton_config import PYTHON_CPU, ServingLayout
 from pipeline.version_checks import ValidationFpr
 
 log = logging.getLogger(__name__)
@@ -294,13 +295,15 @@ def publish_parameter_model(
     log_format: str | None,
     extra_metadata: dict[str, Any],
     max_batch_size: int = 4096,
+    layout: ServingLayout = PYTHON_CPU,
 ) -> PublishedVersion:
     """Script the model and publish it as `deeplog_params`, with the parser state it was trained with."""
     from pipeline.training.raw_logs import publish_with_parser
 
     scripted = torch.jit.script(trained.model.cpu().eval())
     metadata = {**trained.metadata(), **extra_metadata}
-    return publish_with_parser(repo, trained.spec(max_batch_size), scripted, metadata, miner, log_format)
+    spec = trained.spec(max_batch_size)
+    return publish_with_parser(repo, spec, scripted, metadata, miner, log_format, layout=layout)
 
 
 @dataclass(frozen=True)

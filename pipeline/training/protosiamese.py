@@ -36,6 +36,7 @@ from pipeline.tfidf import Idf, TfidfFeaturizer, WindowCounts, fit_idf, pad_wind
 from pipeline.time_windows import WindowSpec
 from pipeline.training.episodic import EpisodicConfig, EpochStats, train_episodic
 from pipeline.training.raw_logs import parser_state
+from pipeline.triton_config import PYTHON_CPU, ServingLayout
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def publish_bgl(
     result: BglTrainingResult,
     extra_metadata: dict[str, Any] | None = None,
     max_batch_size: int = 1024,
+    layout: ServingLayout = PYTHON_CPU,
 ) -> PublishedVersion:
     """Publish `model_repo/protosiamese/<N+1>/` atomically, with the parser state and the window spec."""
     trained = result.trained
@@ -145,4 +147,4 @@ def publish_bgl(
         **(extra_metadata or {}),
     }
     spec = model_spec(len(trained.class_names), max_batch_size)
-    return publish_version(repo, spec, trained.scripted(), metadata, extra_files=files)
+    return publish_version(repo, spec, trained.scripted(), metadata, extra_files=files, layout=layout)

@@ -25,6 +25,7 @@ from pipeline.model_repository import ModelSpec, PublishedVersion, publish_versi
 from pipeline.models.next_event import default_config, io_spec
 from pipeline.templates import TemplateMiner
 from pipeline.training.next_event import TrainConfig, TrainedModel, train_next_event
+from pipeline.triton_config import PYTHON_CPU, ServingLayout
 from pipeline.version_checks import TEMPLATES_FILE
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def publish_trained(
     extra_metadata: dict[str, Any],
     max_batch_size: int = 4096,
     unservable_reason: str | None = None,
+    layout: ServingLayout = PYTHON_CPU,
 ) -> PublishedVersion:
     """Script the trained detector and publish it (with the parser state when trained from raw lines).
 
@@ -100,7 +102,7 @@ def publish_trained(
     spec = next_event_spec(trained.kind, trained.config.window_size, trained.top_k, max_batch_size)
     metadata = {**trained.metadata(), **extra_metadata}
     scripted = torch.jit.script(trained.detector())
-    return publish_with_parser(repo, spec, scripted, metadata, miner, log_format, unservable_reason)
+    return publish_with_parser(repo, spec, scripted, metadata, miner, log_format, unservable_reason, layout)
 
 
 def publish_with_parser(
@@ -111,6 +113,7 @@ def publish_with_parser(
     miner: TemplateMiner | None,
     log_format: str | None,
     unservable_reason: str | None = None,
+    layout: ServingLayout = PYTHON_CPU,
 ) -> PublishedVersion:
     """Publish a scripted model with the parser state it was trained with (none without a miner).
 
@@ -118,7 +121,13 @@ def publish_with_parser(
     (`pipeline.version_checks`), unless `unservable_reason` (see `publish_version`)."""
     parser_metadata, extra = parser_state(miner.save_state() if miner is not None else None, log_format)
     return publish_version(
-        repo, spec, scripted, {**metadata, **parser_metadata}, extra, unservable_reason=unservable_reason
+        repo,
+        spec,
+        scripted,
+        {**metadata, **parser_metadata},
+        extra,
+        unservable_reason=unservable_reason,
+        layout=layout,
     )
 
 

@@ -27,6 +27,7 @@ from pipeline.presentation import format_alert
 from pipeline.records import DeadLetter
 from pipeline.settings import Settings
 from pipeline.windows import SESSION_END_ID
+from tests.support.contracts import assert_topic_contracts
 from tests.support.pipeline_run import (
     alerts_of,
     assert_matches_offline,
@@ -88,6 +89,10 @@ def test_hdfs_replay_streaming_equals_offline(
     assert {d.reason for d in dead} == {"invalid_utf8", "binary", "oversized_line", "empty"}, [
         d.reason for d in dead
     ]
+
+    # Every record on every topic has its content-type header and validates against its schema.
+    checked = assert_topic_contracts(settings)
+    assert checked[settings.anomalies_topic] and checked[settings.session_state_topic], checked
 
     # Streaming alerts against offline detection with the same model version.
     alerts = alerts_of(settings)

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from pipeline.alerts import (
-    ALERT_SCHEMA_VERSION,
+    ALERT_SCHEMA,
     Alert,
     AlertKind,
     ExpectedEvent,
@@ -77,7 +77,7 @@ def test_round_trip(kind: AlertKind) -> None:
     data = encode_alert(alert)
     assert decode_alert(data) == alert
     obj = orjson.loads(data)
-    assert obj["schema"] == ALERT_SCHEMA_VERSION and obj["kind"] == kind.value
+    assert obj["schema"] == ALERT_SCHEMA == "log-anomaly/2" and obj["kind"] == kind.value
     assert obj["raw"] == {"topic": "raw-logs", "partition": 2, "offset": 4711, "line": 3}
     assert obj["lines"][1] == {
         "at": {"topic": "raw-logs", "partition": 2, "offset": 4711, "line": 3},
@@ -94,7 +94,7 @@ def test_round_trip_without_raw_lines_and_with_a_note() -> None:
 
 def test_version_1_alerts_still_decode_upgraded() -> None:
     alert = decode_alert(orjson.dumps(V1_ALERT))
-    assert alert.schema == ALERT_SCHEMA_VERSION == 2
+    assert alert.schema == ALERT_SCHEMA
     assert alert.raw == RawCoordinates("raw-logs", 0, 17, -1)  # line index unknown in version 1
     assert alert.lines == (RawLine(RawCoordinates("raw-logs", 0, 17, -1)),)
     assert (alert.event_time, alert.fields, alert.note) == (2.0, (), "")
@@ -102,6 +102,12 @@ def test_version_1_alerts_still_decode_upgraded() -> None:
     assert decode_alert(encode_alert(alert)) == alert  # re-encoded as version 2
     window = decode_alert(orjson.dumps({**V1_ALERT, "kind": "window_class", "raw": RAW_V1_NONE}))
     assert window.lines == () and window.event_time is None
+
+
+def test_alerts_tagged_with_the_bare_version_2_still_decode() -> None:
+    alert = make_alert()
+    legacy = orjson.dumps({**orjson.loads(encode_alert(alert)), "schema": 2})  # before the string tag
+    assert decode_alert(legacy) == alert
 
 
 def test_id_is_stable_and_distinguishes_source_session_kind() -> None:
@@ -122,6 +128,8 @@ def test_id_is_stable_and_distinguishes_source_session_kind() -> None:
         (b"{not json", "expected JSON"),
         (b"[1, 2]", "expected schema"),
         (orjson.dumps({**orjson.loads(encode_alert(make_alert())), "schema": 99}), "got 99"),
+        (orjson.dumps({**orjson.loads(encode_alert(make_alert())), "schema": True}), "got True"),
+        (orjson.dumps({**orjson.loads(encode_alert(make_alert())), "schema": "log-anomaly/3"}), "got 'log"),
         (orjson.dumps({**orjson.loads(encode_alert(make_alert())), "kind": "nope"}), "malformed"),
         (
             orjson.dumps({k: v for k, v in orjson.loads(encode_alert(make_alert())).items() if k != "raw"}),

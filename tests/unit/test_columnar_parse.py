@@ -19,7 +19,7 @@ from pipeline.datasets.synthetic import SyntheticConfig, generate_hdfs
 from pipeline.formats import BGL, GENERIC, HDFS, LogFormat
 from pipeline.parsing import Parser
 from pipeline.records import SourceOffset
-from pipeline.templates import DrainConfig, MaskingConfig, MaskingRule, TemplateMiner
+from pipeline.templates import DrainConfig, MaskingConfig, MaskingRule, ParserMode, TemplateMiner
 
 LINE_A = (
     "081109 203518 143 INFO dfs.DataNode$DataXceiver: Receiving block blk_-1608999687919862906 "
@@ -195,6 +195,18 @@ def test_other_masking_rules_key_the_cache_by_text() -> None:
     old, new = _pair(HDFS, state)
     other_port = LINE_B.replace("50010", "50011")
     assert _assert_same(old, new, [f"{LINE_A}\n{LINE_B}\n{other_port}".encode(), LINE_A.encode()]) == 2
+
+
+def test_logad_parser_mode_keys_the_cache_by_text() -> None:
+    # The digit-skeleton cache is proven for Drain3's masking only: a logad miner (the same default
+    # rules) gets the text key, and the two parsers still agree line by line.
+    config = DrainConfig(parser_mode=ParserMode.LOGAD)
+    lines = [
+        f"081109 2035{i:02d} 1{i} INFO dfs.DataNode: delete blk_{i} blk_{i + 9} ok node-{i}" for i in range(9)
+    ]
+    old, new = _pair(HDFS, _frozen(HDFS, [LINE_A, LINE_B, *lines[:3]], config))
+    assert new._key_mode.value == "text"
+    assert _assert_same(old, new, _messages([LINE_A, *lines, LINE_B], 4)) == 3
 
 
 def test_bgl_lines_without_content_and_node_names() -> None:

@@ -154,3 +154,13 @@ def test_read_event_batch_gives_the_same_batch_from_either_version(batch: EventB
 def test_read_event_batch_refuses_unknown_and_malformed_records(data: bytes) -> None:
     with pytest.raises(DataError, match="decode"):
         read_event_batch(data)
+
+
+def test_concat_keeps_every_row_in_order_and_merges_the_tables() -> None:
+    parts = [(EVENT, *OTHERS[:2]), (), (*OTHERS, EVENT), (OTHERS[2],)]
+    joined = EventColumns.concat([EventColumns.from_events(p) for p in parts])
+    expected = [e for p in parts for e in p]
+    assert joined.to_events() == expected
+    assert len(joined.sessions) == len({e.session_key for e in expected})
+    assert EventColumns.decode(joined.encode()).to_events() == expected
+    assert EventColumns.concat([EventColumns.from_events(())]).to_events() == []

@@ -11,7 +11,7 @@ from pipeline.records import SourceOffset
 from pipeline.session_partitions import PartitionedSessionStore
 from pipeline.session_state_log import (
     NO_OFFSET,
-    STATE_LOG_SCHEMA_VERSION,
+    STATE_LOG_SCHEMA,
     PartitionSessions,
     RecordKind,
     SnapshotPolicy,
@@ -108,13 +108,24 @@ def test_record_round_trips_with_an_explicit_version() -> None:
     state, _ = advance(new_session("hdfs", "a"), Ev("a", 4, SourceOffset("raw", 1, 9, 2), 3.0), 3)
     record = StateRecord(RecordKind.DELTA, 3, 17, 41, (state,), ("hdfs|b",))
     value = record.encode()
-    assert orjson.loads(value)["v"] == STATE_LOG_SCHEMA_VERSION
+    assert orjson.loads(value)["schema"] == STATE_LOG_SCHEMA == "session-state-log/1"
     assert StateRecord.decode(value) == record
+    # Records written before the string tag carry `"v": 1` and still restore.
+    legacy = {k: v for k, v in orjson.loads(value).items() if k != "schema"}
+    assert StateRecord.decode(orjson.dumps({**legacy, "v": 1})) == record
 
 
 @pytest.mark.parametrize(
     "value",
-    [b"not json", b"[]", b'{"v": 99, "kind": "delta"}', b'{"v": 1, "kind": "nope"}', b'{"v": 1}'],
+    [
+        b"not json",
+        b"[]",
+        b'{"v": 99, "kind": "delta"}',
+        b'{"v": 1, "kind": "nope"}',
+        b'{"v": 1}',
+        b'{"schema": "session-state-log/2", "kind": "delta"}',
+        b'{"v": true, "kind": "delta"}',
+    ],
 )
 def test_bad_records_raise_data_error(value: bytes) -> None:
     with pytest.raises(DataError, match="session state log"):

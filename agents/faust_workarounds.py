@@ -1,7 +1,18 @@
-"""Each agent handles every record of its partitions once and in order (see pipeline.stream_order).
+"""Every place the worker reaches into faust's internals, in one module, checked against the
+faust-streaming versions it was verified with (`VERIFIED_FAUST_VERSIONS`, pinned in pyproject.toml).
+
+- In-order handling with read-back: after a rebalance faust can skip records of a partition; they
+  are read back directly (`InOrder.records_before`) and `Consumer._add_gap` (private) tells faust's
+  consumer that those offsets are done, or its commits for the partition stop at the first one.
+- Manual acknowledgement in batches (`InOrder.batches`): `Stream.noack()` and `Stream.ack(event)`,
+  because faust's `take_events()` can pair a buffered value with another message's event and lose
+  records, and an auto-acked stream acknowledges a record as soon as the next one is taken.
 
 `InOrder.records(stream)` yields the records of an agent's stream in offset order: those faust
-skipped are read back and come first, those handled already are left out.
+skipped are read back and come first, those handled already are left out (see
+pipeline.stream_order). A worker refuses to start on a faust-streaming version these workarounds
+were not verified with (`check_faust_version`): a private API that changed would lose records
+silently.
 """
 
 from __future__ import annotations
@@ -12,14 +23,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import faust
 from faust.types import TP
 
 from agents.app import app, metrics, settings
+from pipeline.adapters.faust_config import check_faust_version
 from pipeline.adapters.kafka import PartitionReader
 from pipeline.errors import InfrastructureError
 from pipeline.stream_order import OffsetTracker
 
 log = logging.getLogger(__name__)
+
+check_faust_version(faust.__version__)
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,55 @@ class InOrder:
             for record in (*before, InputRecord.of_event(event)):
                 yield record
                 self.tracker.handled(record.topic, record.partition, record.offset)
+
+    async def batches(
+        self, stream: Any, max_records: int, max_bytes: int
+    ) -> AsyncIterator[list[InputRecord]]:
+        """The stream's records in order, in lists: each list holds what is already waiting (at
+        most `max_records` records and about `max_bytes`), never waiting for more, so a quiet stream
+        still has each record handled at once and a backlog is handled many records at a time.
+
+        A list's records are acknowledged to faust only when the caller asks for the next list, so
+        the committed offset never passes a record whose output the caller still holds (the parse
+        agent sends the events of a whole list at its end). Hence the manual acks (`noack`): faust
+        would acknowledge each record as soon as the next one is taken.
+        """
+        manual = stream.noack()
+        waiting: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(1, max_records))
+
+        async def pump() -> None:
+            async for event in manual.events():
+                await waiting.put(event)
+
+        pumping = asyncio.ensure_future(pump())
+        try:
+            while True:
+                getting = asyncio.ensure_future(waiting.get())
+                await asyncio.wait({getting, pumping}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    pumping.result()  # the stream ended: raise what ended it, if anything
+                    return
+                events = [getting.result()]
+                size = len(events[0].value or b"")
+                while len(events) < max_records and size < max_bytes and not waiting.empty():
+                    events.append(waiting.get_nowait())
+                    size += len(events[-1].value or b"")
+                records: list[InputRecord] = []
+                for event in events:
+                    before = await self.records_before(event)
+                    if before is None:
+                        continue  # handled already (faust re-delivered it after it was read back)
+                    for record in (*before, InputRecord.of_event(event)):
+                        records.append(record)
+                        # Now, not after the batch: the next event's check must count this one in.
+                        self.tracker.handled(record.topic, record.partition, record.offset)
+                if records:
+                    yield records
+                for event in events:
+                    await manual.ack(event)
+        finally:
+            pumping.cancel()
 
 
 parse_order = InOrder("parse")
