@@ -101,9 +101,13 @@ def test_compose_runs_the_stack_the_readme_describes() -> None:
     assert services["worker"]["command"] == ["worker"]
     assert services["trainer"]["restart"] == "no"
     assert services["worker"]["environment"]["LOGAD_WEB_HOST"] == "0.0.0.0"
+    assert services["trainer"]["environment"]["LOGAD_TRITON_PLATFORM"] == "libtorch"
+    assert services["notify"]["command"] == ["notify"]
+    assert services["notify"]["environment"]["LOGAD_ALERTMANAGER_URL"] == "http://alertmanager:9093"
     assert {"prometheus", "grafana", "alertmanager"} <= set(services)
-    gpu = yaml.safe_load((DEPLOY / "compose.gpu.yaml").read_text())["services"]["triton"]
-    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    gpu = yaml.safe_load((DEPLOY / "compose.gpu.yaml").read_text())["services"]
+    assert gpu["triton"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert gpu["trainer"]["environment"]["LOGAD_TRITON_DEVICE"] == "gpu"
 
 
 # Kubernetes
@@ -154,6 +158,9 @@ def test_worker_is_probed_on_healthz_and_readyz_and_scales_on_lag() -> None:
     assert hpa["metrics"][0]["external"]["metric"]["name"] == "logad_consumer_lag"
     assert ("PodDisruptionBudget", "logad-worker") in docs
     assert ("CronJob", "logad-trainer") in docs
+    assert docs[("Deployment", "logad-notify")]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "notify"
+    ]
     config = docs[("ConfigMap", "logad-config")]["data"]
     assert config["LOGAD_WEB_HOST"] == "0.0.0.0"
     assert all(name.startswith("LOGAD_") for name in config)
@@ -166,6 +173,9 @@ def test_only_the_gpu_overlay_asks_for_a_gpu() -> None:
 
     assert triton_resources("gpu")["limits"]["nvidia.com/gpu"] == "1"
     assert "nvidia.com/gpu" not in triton_resources("cpu").get("limits", {})
+    # and the trainer publishes instance groups for the device Triton has
+    assert documents("gpu")[("ConfigMap", "logad-config")]["data"]["LOGAD_TRITON_DEVICE"] == "gpu"
+    assert documents("cpu")[("ConfigMap", "logad-config")]["data"]["LOGAD_TRITON_DEVICE"] == "cpu"
 
 
 def test_configmap_names_only_settings_that_exist() -> None:
