@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 WHEELS := ../shared/wheels
 TORCH_WHEEL := $(firstword $(wildcard $(WHEELS)/torch-*.whl))
 
-.PHONY: install demo test lint clean
+.PHONY: install tools demo test lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,18 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/logad demo $(ARGS)
 
-test: $(BIN)/.installed
-	test -x /usr/bin/prometheus-alertmanager || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager)
+# Debian tools the suite needs: promtool (tests/deploy) and Alertmanager (the `logad notify` test).
+# Installed only when missing, so a machine that has them pays nothing.
+DEBIAN_TOOLS := promtool:prometheus amtool:prometheus-alertmanager prometheus-alertmanager:prometheus-alertmanager
+MISSING_DEBIAN := $(sort $(foreach t,$(DEBIAN_TOOLS),$(if $(shell command -v $(word 1,$(subst :, ,$(t)))),,$(word 2,$(subst :, ,$(t))))))
+
+tools:
+ifneq ($(MISSING_DEBIAN),)
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(MISSING_DEBIAN)
+endif
+
+test: $(BIN)/.installed tools
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 

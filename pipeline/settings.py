@@ -51,6 +51,10 @@ class Settings:
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     topic_partitions: int = 4
+    # Topics `logad kafka topics` and the worker create: 1 suits the single local broker; a production
+    # cluster wants 3 with min ISR 2 (producers already wait for all in-sync replicas).
+    topic_replication_factor: int = 1
+    topic_min_insync_replicas: int = 0  # 0: leave the broker's default `min.insync.replicas`
     raw_logs_topic: str = "raw-logs"
     log_events_topic: str = "log-events"
     anomalies_topic: str = "log-anomalies"
@@ -107,6 +111,8 @@ class Settings:
     # its size and at least this many bytes (`pipeline.session_state_log.SnapshotPolicy`).
     session_snapshot_min_bytes: int = 4 << 20
     web_port: int = 6066
+    # Loopback by default so a laptop run exposes nothing; containers set 0.0.0.0 to be probed.
+    web_host: str = "127.0.0.1"
     # Sources without session ids (comma-separated, e.g. "bgl"): their events are cut into time
     # windows (the window model's spec) and classified by `window_model` instead of next-event scoring.
     window_sources: str = ""
@@ -148,11 +154,44 @@ class Settings:
                 f"{self.parse_batch_messages} and {self.parse_batch_bytes}; set LOGAD_PARSE_BATCH_MESSAGES "
                 f"(default 32) and LOGAD_PARSE_BATCH_BYTES (default 4 MiB)"
             )
+        self._check_deployment()
         # A plain str given by code (an override, `replace`) would print in logs: wrap it too.
         for name in _secret_fields(type(self)):
             value = getattr(self, name)
             if not isinstance(value, Secret):
                 object.__setattr__(self, name, Secret(value))
+
+    def _check_deployment(self) -> None:
+        """Refuse values a worker or a topic creation would only fail on later, naming the variable."""
+        for name, low, high in (
+            ("topic_partitions", 1, 100_000),
+            ("topic_replication_factor", 1, 32_767),
+            ("topic_min_insync_replicas", 0, 32_767),
+            ("web_port", 1, 65_535),
+        ):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigError(
+                    f"settings: {ENV_PREFIX}{name.upper()}={value} is out of range; use {low}..{high}"
+                )
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            # Kafka would create such topics, and then refuse every write with acks=all.
+            raise ConfigError(
+                f"settings: {ENV_PREFIX}TOPIC_MIN_INSYNC_REPLICAS={self.topic_min_insync_replicas} exceeds "
+                f"{ENV_PREFIX}TOPIC_REPLICATION_FACTOR={self.topic_replication_factor}; no write could "
+                "succeed: lower it (replication - 1 tolerates one broker down)"
+            )
+        if not self.web_host.strip() or any(c.isspace() for c in self.web_host):
+            raise ConfigError(
+                f"settings: {ENV_PREFIX}WEB_HOST={self.web_host!r} is not an address to bind; "
+                "use 127.0.0.1 (local) or 0.0.0.0 (containers)"
+            )
+
+    def topic_config(self) -> dict[str, str]:
+        """Topic-level settings every topic the pipeline creates gets (beside its own, e.g. compaction)."""
+        if self.topic_min_insync_replicas:
+            return {"min.insync.replicas": str(self.topic_min_insync_replicas)}
+        return {}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, SetupError
@@ -71,6 +72,20 @@ def worker_command(python: str, log_level: str = "info") -> list[str]:
     return [python, "-m", "faust", "-A", "agents.app", "worker", "-l", log_level]
 
 
+def prepare_state_dir(settings: Settings) -> Path:
+    """Create the worker's state folder with its parents: Faust creates only the last level, so a fresh
+    container's `/var/lib/logad` would stop the worker with FileNotFoundError."""
+    datadir = settings.state_dir / "faust"
+    try:
+        datadir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"settings: cannot create LOGAD_STATE_DIR={str(settings.state_dir)!r} ({exc}); point it at a "
+            "writable folder (containers: a volume owned by the worker's user)"
+        ) from exc
+    return datadir
+
+
 def faust_app_options(settings: Settings) -> dict[str, Any]:
     return {
         "broker": ",".join(f"kafka://{hp}" for hp in settings.bootstrap_servers.split(",")),
@@ -78,9 +93,9 @@ def faust_app_options(settings: Settings) -> dict[str, Any]:
         "store": "memory://",
         "consumer_auto_offset_reset": settings.consumer_offset_reset,
         "topic_partitions": settings.topic_partitions,
-        "topic_replication_factor": 1,
+        "topic_replication_factor": settings.topic_replication_factor,
         "web_port": settings.web_port,
-        "web_host": "127.0.0.1",
+        "web_host": settings.web_host,
         "producer_max_request_size": 16 * 1024 * 1024,
         "consumer_max_fetch_size": 16 * 1024 * 1024,
         "stream_buffer_maxsize": 16384,

@@ -73,7 +73,12 @@ def create_topics(settings: Settings, topics: Iterable[TopicSpec] | None = None)
     client = admin(settings)
     existing = set(client.list_topics(timeout=10).topics)
     wanted = [
-        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config)
+        NewTopic(
+            s.name,
+            num_partitions=s.partitions,
+            replication_factor=settings.topic_replication_factor,
+            config={**settings.topic_config(), **s.config},
+        )
         for s in specs
         if s.name not in existing
     ]
@@ -86,7 +91,12 @@ def create_topics(settings: Settings, topics: Iterable[TopicSpec] | None = None)
             created.append(name)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise InfrastructureError(f"kafka: could not create topic {name}: {exc}") from exc
+                raise InfrastructureError(
+                    f"kafka: could not create topic {name} with replication factor "
+                    f"{settings.topic_replication_factor} (LOGAD_TOPIC_REPLICATION_FACTOR) and "
+                    f"{settings.topic_config() or 'the broker default min ISR'} "
+                    f"(LOGAD_TOPIC_MIN_INSYNC_REPLICAS): {exc}; the factor cannot exceed the brokers"
+                ) from exc
     return created
 
 
