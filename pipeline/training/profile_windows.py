@@ -15,8 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.datasets.bgl import window_classes
 from pipeline.errors import ConfigError, DataError
 from pipeline.format_profiles import FormatProfile
@@ -25,7 +23,7 @@ from pipeline.model_repository import sha256_file
 from pipeline.templates import TemplateMiner
 from pipeline.time_windows import TimedEvent, WindowSpec, time_windows
 from pipeline.training.episodic import EpisodicConfig
-from pipeline.training.protosiamese import BglTrainingResult, train_protosiamese
+from pipeline.training.protosiamese import BglTrainingResult, train_on_windows
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +126,12 @@ def train_profile_windows(
             f"({len(windows)} windows of {spec.size_s:g}s); label more anomalous lines or lower "
             "--min-train-windows"
         )
-    index = {c: i for i, c in enumerate(classes)}
-    kept = [w for w in windows if w.label in index]
-    targets = np.array([index[w.label] for w in kept], dtype=np.int64)
-    trained = train_protosiamese([w.count_map() for w in kept], targets, classes, episodic, progress)
-    sizes = {c: int(np.sum(targets == i)) for c, i in index.items()}
-    log.info("protosiamese on %s: %d windows, classes %s", profile.name, len(kept), sizes)
+    trained, sizes = train_on_windows(windows, classes, episodic, progress, profile.name)
     return BglTrainingResult(
         trained=trained,
         spec=spec,
         templates_state=miner.save_state(),
-        n_windows=len(kept),
+        n_windows=sum(sizes.values()),
         class_sizes=sizes,
         files_sha256={Path(path).name: sha256_file(Path(path))},
     )

@@ -98,6 +98,20 @@ class BglTrainingResult:
     files_sha256: dict[str, str]
 
 
+def train_on_windows(
+    windows: Sequence[Any], classes: list[str], episodic: EpisodicConfig, progress: bool, what: str
+) -> tuple[TrainedProtoSiamese, dict[str, int]]:
+    """`train_protosiamese` on the labelled windows of `classes` (others are left out), and the
+    windows per class; `what` names the data in the log."""
+    index = {c: i for i, c in enumerate(classes)}
+    kept = [w for w in windows if w.label in index]
+    targets = np.array([index[w.label] for w in kept], dtype=np.int64)
+    trained = train_protosiamese([w.count_map() for w in kept], targets, classes, episodic, progress)
+    sizes = {c: int(np.sum(targets == i)) for c, i in index.items()}
+    log.info("protosiamese on %s: %d windows, classes %s", what, len(kept), sizes)
+    return trained, sizes
+
+
 def train_bgl(
     files: Sequence[Path], spec: WindowSpec, min_windows: int, episodic: EpisodicConfig, progress: bool = True
 ) -> BglTrainingResult:
@@ -110,17 +124,12 @@ def train_bgl(
             f"train protosiamese: no anomaly class has {min_windows}+ windows in {[str(f) for f in files]}; "
             "add BGL files with alert lines or lower --min-train-windows"
         )
-    index = {c: i for i, c in enumerate(classes)}
-    kept = [w for w in windows if w.label in index]
-    labels = np.array([index[w.label] for w in kept], dtype=np.int64)
-    trained = train_protosiamese([w.count_map() for w in kept], labels, classes, episodic, progress)
-    sizes = {c: int(np.sum(labels == i)) for c, i in index.items()}
-    log.info("protosiamese: %d windows, classes %s", len(kept), sizes)
+    trained, sizes = train_on_windows(windows, classes, episodic, progress, "BGL")
     return BglTrainingResult(
         trained=trained,
         spec=spec,
         templates_state=templater.save_state(),
-        n_windows=len(kept),
+        n_windows=sum(sizes.values()),
         class_sizes=sizes,
         files_sha256={Path(path).name: sha256_file(Path(path)) for path in files},
     )
