@@ -237,11 +237,15 @@ def read_to_end(
 
 # Coordinator states a fresh or restarting broker passes through; an offsets request then succeeds
 # after a moment (librdkafka does not mark NOT_COORDINATOR retriable).
+# A coordinator loading, or a partition of a topic created a moment ago whose leader the broker
+# has not settled yet (seen as NOT_LEADER_FOR_PARTITION right after creation): try again shortly.
 _COORDINATOR_NOT_READY = frozenset(
     {
         KafkaError.NOT_COORDINATOR,
         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
         KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
     }
 )
 
