@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "pipeline.commands.evaluate",
     "pipeline.commands.online",
     "pipeline.commands.dead_letters",
+    "pipeline.commands.feedback",
     "pipeline.commands.synthetic",
 )
 

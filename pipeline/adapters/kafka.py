@@ -63,6 +63,8 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dead_letter_topic, 1, {}),
         # Partitioned like log-events: partition p holds the state of log-events partition p's sessions.
         TopicSpec(settings.session_state_topic, p, STATE_LOG),
+        # One partition: every worker reads all of it (an allowlist is global), keyed by alert id.
+        TopicSpec(settings.feedback_topic, 1, COMPACTED),
     ]
 
 
@@ -493,3 +495,29 @@ def follow_topic(
             yield msg
     finally:
         client.close()  # auto commit is off: closing commits nothing
+
+
+def send_keyed(
+    settings: Settings, topic: str, records: Sequence[tuple[bytes, bytes]], timeout_s: float = 30.0
+) -> int:
+    """Produce (key, value) records to `topic` and wait until the broker acknowledged every one.
+
+    Raises InfrastructureError naming the first delivery error, or how many were left unsent."""
+    out = producer(settings)
+    errors: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for key, value in records:
+        out.produce(topic, key=key, value=value, on_delivery=delivered)
+        out.poll(0)
+    left = out.flush(timeout_s)
+    if errors or left:
+        why = errors[0] if errors else f"{left} records unsent after {timeout_s:.0f}s"
+        raise InfrastructureError(
+            f"kafka: sending to {topic}: {why}; "
+            "check that the broker runs (`logad kafka start`) and the topic exists (`logad up` creates it)"
+        )
+    return len(records)

@@ -98,7 +98,11 @@ def session_outcomes(
 
 
 def collect_feedback(
-    trained: Any, sessions: Sequence[Sequence[int]], allowlist: Allowlist, template_set: str, max_rounds: int = 50
+    trained: Any,
+    sessions: Sequence[Sequence[int]],
+    allowlist: Allowlist,
+    template_set: str,
+    max_rounds: int = 50,
 ) -> tuple[list[FeedbackRecord], int]:
     """Alert, mark every alert normal, repeat until the sessions raise none; (records, rounds)."""
     window = trained.config.window_size
@@ -138,7 +142,9 @@ def collect_feedback(
     return records, max_rounds
 
 
-def split_half(sessions: Sequence[Sequence[int]], seed: int) -> tuple[list[Sequence[int]], list[Sequence[int]]]:
+def split_half(
+    sessions: Sequence[Sequence[int]], seed: int
+) -> tuple[list[Sequence[int]], list[Sequence[int]]]:
     """(feedback, held back): each session by a seeded hash of its line number."""
     feedback, held = [], []
     for number, session in enumerate(sessions):
@@ -161,7 +167,9 @@ def measure(
     for name, pairs in (("normal", normal), ("abnormal", abnormal)):
         verdicts = pair_verdicts(trained, pairs)
         accepted = (
-            scope.accepted(pairs.windows, pairs.nexts) if scope is not None else np.zeros(len(pairs.nexts), bool)
+            scope.accepted(pairs.windows, pairs.nexts)
+            if scope is not None
+            else np.zeros(len(pairs.nexts), bool)
         )
         flags[name] = session_outcomes(pairs, verdicts, accepted)
     (normal_flags, normal_oov), (abnormal_flags, abnormal_oov) = flags["normal"], flags["abnormal"]
@@ -173,7 +181,9 @@ def measure(
     return out
 
 
-def run(args: argparse.Namespace, settings: Settings, trained: Any, train: Sequence[Sequence[int]]) -> dict[str, Any]:
+def run(
+    args: argparse.Namespace, settings: Settings, trained: Any, train: Sequence[Sequence[int]]
+) -> dict[str, Any]:
     """The whole loop on an already trained model (see the module docstring); a flat result dict."""
     from pipeline.datasets import data_file
     from pipeline.datasets.sessions import read_session_file
@@ -246,8 +256,13 @@ def format_table(result: dict[str, Any]) -> str:
         "(without OOV / with OOV)",
     ]
     for label, suffix in rows:
-        cells = [f"{result[f'{m}_without_oov{suffix}']:.3f}/{result[f'{m}{suffix}']:.3f}" for m in ("precision", "recall", "f1")]
-        lines.append(f"{label:<18}{cells[0]:>16}{cells[1]:>16}{cells[2]:>16}{result[f'normal_flagged{suffix}']:>16}")
+        cells = [
+            f"{result[f'{m}_without_oov{suffix}']:.3f}/{result[f'{m}{suffix}']:.3f}"
+            for m in ("precision", "recall", "f1")
+        ]
+        lines.append(
+            f"{label:<18}{cells[0]:>16}{cells[1]:>16}{cells[2]:>16}{result[f'normal_flagged{suffix}']:>16}"
+        )
     lines.append(
         f"k {result['top_k_before']} -> {result['top_k_after']}; {result['learnt_pairs']} marked pairs "
         f"fine-tuned, {result['oov_pairs']} OOV pairs kept on the allowlist, {result['retired_pairs']} "

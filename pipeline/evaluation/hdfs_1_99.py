@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.evaluation import feedback_loop
 from pipeline.errors import ConfigError
+from pipeline.evaluation import feedback_loop
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
