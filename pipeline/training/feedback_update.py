@@ -129,3 +129,34 @@ def retire_learnt(trained: TrainedModel, allowlist: PairAllowlist, device: Any =
     for window, nxt in zip(windows[learnt], nexts[learnt], strict=True):
         allowlist.discard(window.tolist(), int(nxt))
     return int(learnt.sum())
+
+
+def trained_from_version(kind: str, module: Any, metadata: dict[str, Any]) -> TrainedModel:
+    """A `TrainedModel` of a published next-event version (its scripted module and metadata), with an
+    eager network holding the version's weights, ready to fine-tune."""
+    from pipeline.models.deeplog import DeepLogConfig
+    from pipeline.models.lama import LamaConfig
+    from pipeline.models.next_event import build_network
+    from pipeline.models.vocab import Vocabulary
+    from pipeline.training.next_event import TrainConfig
+
+    if metadata.get("kind") != kind:
+        raise ConfigError(f"update: the version is a {metadata.get('kind')!r} model, not {kind!r}")
+    config_class = LamaConfig if kind == "lama" else DeepLogConfig
+    config = config_class(**metadata["hyper_parameters"])
+    training = dict(metadata.get("training", {}))
+    training["top_k_candidates"] = tuple(training.get("top_k_candidates", (metadata["top_k"],)))
+    train_config = TrainConfig(**training)
+    vocabulary = Vocabulary(metadata["vocabulary"])
+    network = build_network(kind, config, vocabulary)
+    network.load_state_dict(module.network.state_dict())
+    network.eval()
+    validation = {k: float(v) for k, v in metadata.get("validation", {}).items()}
+    return TrainedModel(
+        kind, config, vocabulary, network, int(metadata["top_k"]), {}, validation, train_config
+    )
+
+
+def retire_rows(allowlist: PairAllowlist, rows: Sequence[Sequence[int]]) -> int:
+    """Drop the pairs a version's metadata lists as learnt (`feedback.retired_pairs`: window + next)."""
+    return sum(allowlist.discard(list(row[:-1]), int(row[-1])) for row in rows)
