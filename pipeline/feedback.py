@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -413,3 +413,34 @@ def build_allowlist(records: Iterable[FeedbackRecord]) -> Allowlist:
     for record in records:
         allowlist.add(record)
     return allowlist
+
+
+class FeedbackGate:
+    """What a detector asks before it alerts: did operators accept this behaviour? Counts what it hides.
+
+    `template_set(model, version)` names the template set the scored ids belong to (the worker: the
+    digest of the template set it parses with). The allowlist is changed only through `apply`, on
+    the detector's own event loop, so a check never sees a half-applied record.
+    """
+
+    def __init__(self, allowlist: Allowlist, template_set: Callable[[str, int], str]) -> None:
+        self.allowlist = allowlist
+        self.template_set = template_set
+        self.suppressed: Counter[str] = Counter()  # alert kind -> alerts not raised
+
+    def apply(self, record: FeedbackRecord) -> bool:
+        return self.allowlist.add(record)
+
+    def accepted(self, model: str, version: int, windows: np.ndarray, nexts: np.ndarray) -> np.ndarray:
+        """Per row, whether the pair was marked normal for this model and its template set."""
+        windows = np.asarray(windows, dtype=np.int64)
+        pairs = self.allowlist._pairs.get((model, self.template_set(model, version)))
+        if pairs is None or not len(pairs) or pairs.window_size != windows.shape[1]:
+            return np.zeros(windows.shape[0], dtype=bool)
+        return pairs.accepted(windows, nexts)
+
+    def parameter_accepted(self, model: str, key_template_id: int, score: float) -> bool:
+        return self.allowlist.parameter_accepted(model, key_template_id, score)
+
+    def count(self, kind: AlertKind) -> None:
+        self.suppressed[kind.value] += 1
