@@ -18,7 +18,7 @@ from typing import Any
 import faust
 import orjson
 
-from agents import lag, session_state
+from agents import feedback, lag, session_state
 from agents.app import anomalies, app, dead_letters, log_events, metrics, settings, wall_clock
 from agents.failures import dead_letter_or_exit
 from agents.ordering import InputRecord, detect_order
@@ -45,6 +45,7 @@ detector = Detector(
     follower.text,
     store,
     parameters=parameter_detector(settings, wall_clock, on_degraded=metrics.set_degraded),
+    feedback=feedback.gate,
 )
 window_detector = WindowDetector(
     WindowClassifier(
@@ -68,6 +69,7 @@ async def detect(stream: faust.StreamT) -> None:
 
 
 async def _detect(record: InputRecord) -> None:
+    await feedback.wait_ready()  # after a restart, what operators marked normal is known first
     # Restored here, in the agent, before the partition's first record: no message of the partition
     # is still being handled, so the restore sees every delta this worker wrote.
     await session_state.hold(record.partition)

@@ -423,10 +423,16 @@ class FeedbackGate:
     the detector's own event loop, so a check never sees a half-applied record.
     """
 
-    def __init__(self, allowlist: Allowlist, template_set: Callable[[str, int], str]) -> None:
+    def __init__(
+        self,
+        allowlist: Allowlist,
+        template_set: Callable[[str, int], str],
+        on_suppressed: Callable[[str], None] | None = None,
+    ) -> None:
         self.allowlist = allowlist
         self.template_set = template_set
         self.suppressed: Counter[str] = Counter()  # alert kind -> alerts not raised
+        self.on_suppressed = on_suppressed or (lambda kind: None)
 
     def apply(self, record: FeedbackRecord) -> bool:
         return self.allowlist.add(record)
@@ -444,3 +450,4 @@ class FeedbackGate:
 
     def count(self, kind: AlertKind) -> None:
         self.suppressed[kind.value] += 1
+        self.on_suppressed(kind.value)
