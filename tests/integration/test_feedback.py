@@ -1,0 +1,87 @@
+"""Operator feedback on a real broker, worker and Triton (issue 13).
+
+An anomalous HDFS block alerts; every alert on it is marked normal on `log-feedback`; the worker
+takes the verdicts in within 5 s, and the same behaviour under a new block id raises no alert (the
+suppressed alerts are counted). A restarted worker rebuilds its allowlist from the topic: a third
+copy of the block still raises none.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.adapters.kafka import replay_lines, send_keyed
+from pipeline.feedback import encode_feedback, feedback_from_alert
+from pipeline.feedback_sources import version_context
+from pipeline.settings import Settings
+from tests.support.pipeline_run import alerts_of, offline_result, run_settings
+from tests.support.worker import Worker
+
+pytestmark = [pytest.mark.integration]
+
+
+def _flagged_block(lines: list[str], anomalous: frozenset[str], triton: Settings, version: int) -> list[str]:
+    """The lines of the first anomalous block (among a few) that offline detection alerts on."""
+    by_block: dict[str, list[str]] = {}
+    for line in lines:
+        blocks = set(re.findall(r"blk_-?\d+", line))
+        if len(blocks) == 1 and (block := blocks.pop()) in anomalous:
+            by_block.setdefault(block, []).append(line)
+    candidates = [b for b in by_block if len(by_block[b]) >= 3][:20]
+    offline = offline_result([x for b in candidates for x in by_block[b]], triton, version, "hdfs")
+    flagged = {a.session_key for a in offline.alerts}
+    block = next(b for b in candidates if b in flagged)
+    return by_block[block]
+
+
+def _as_block(lines: list[str], block: str) -> list[bytes]:
+    return [re.sub(r"blk_-?\d+", block, line).encode() for line in lines]
+
+
+def _replay(worker: Worker, settings: Settings, lines: list[bytes], handled_before: int = 0) -> None:
+    """Replay one block and wait until the worker handled it (its line counter starts at 0)."""
+    replay_lines(settings, lines, settings.raw_logs_topic, "hdfs", lines_per_message=len(lines))
+    worker.wait_drained(lines=handled_before + len(lines), timeout_s=120.0)
+
+
+def test_feedback_stops_the_same_behaviour_alerting_and_survives_a_restart(
+    kafka_server: Settings,
+    triton_server: Settings,
+    hdfs: tuple[list[str], frozenset[str]],
+    deployed: int,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    lines, anomalous = hdfs
+    block_lines = _flagged_block(lines, anomalous, triton_server, deployed)
+    settings = run_settings(kafka_server, triton_server, unique, tmp_path, session_timeout_s=2.0)
+    worker = Worker(settings, tmp_path / "worker.log").start()
+    try:
+        _replay(worker, settings, _as_block(block_lines, "blk_7001"))
+        first = alerts_of(settings)
+        seen = {name: worker.counter(name) for name in ("logad_lines_total", "logad_alerts_total")}
+        assert first and {a.session_key for a in first} == {"blk_7001"}, (seen, worker.log_tail(60))
+        context = version_context(Path(settings.model_repo), "deeplog", deployed)
+        records = [feedback_from_alert(a, context.window_size, context.template_set, "test") for a in first]
+        sent_at = time.monotonic()
+        send_keyed(settings, settings.feedback_topic, [(r.kafka_key(), encode_feedback(r)) for r in records])
+        worker.wait_counter("logad_feedback_entries", len(records), timeout_s=5.0)
+        assert time.monotonic() - sent_at < 5.0
+
+        _replay(worker, settings, _as_block(block_lines, "blk_7002"), handled_before=len(block_lines))
+        assert {a.session_key for a in alerts_of(settings)} == {"blk_7001"}
+        assert worker.counter("logad_suppressed_alerts_total") >= len(first)
+    finally:
+        worker.stop()
+
+    again = Worker(settings, tmp_path / "worker2.log").start()
+    try:
+        _replay(again, settings, _as_block(block_lines, "blk_7003"))
+        assert {a.session_key for a in alerts_of(settings)} == {"blk_7001"}
+        assert again.counter("logad_suppressed_alerts_total") >= len(first)
+    finally:
+        again.stop()
