@@ -3,7 +3,8 @@
 An anomalous HDFS block alerts; every alert on it is marked normal on `log-feedback`; the worker
 takes the verdicts in within 5 s, and the same behaviour under a new block id raises no alert (the
 suppressed alerts are counted). A restarted worker rebuilds its allowlist from the topic: a third
-copy of the block still raises none.
+copy of the block still raises none. A malformed record on the topic is a dead letter (once per
+worker start: each rebuild reads it again).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pipeline.adapters.kafka import replay_lines, send_keyed
 from pipeline.alerts import Alert, AlertKind
 from pipeline.feedback import encode_feedback, feedback_from_alert
 from pipeline.feedback_sources import version_context
+from pipeline.records import DeadLetter
 from pipeline.settings import Settings
 from pipeline.windows import SESSION_END_ID
-from tests.support.pipeline_run import alerts_of, offline_result, run_settings
+from tests.support.pipeline_run import alerts_of, offline_result, run_settings, topic_values
 from tests.support.worker import Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -86,6 +88,8 @@ def test_feedback_stops_the_same_behaviour_alerting_and_survives_a_restart(
     block_lines = _flagged_block(lines, anomalous, triton_server, deployed)
     settings = run_settings(kafka_server, triton_server, unique, tmp_path, session_timeout_s=2.0)
     context = version_context(Path(settings.model_repo), "deeplog", deployed)
+    # A record no client should write: a dead letter, and the worker goes on.
+    send_keyed(settings, settings.feedback_topic, [(b"broken", b'{"schema": 1, "alert_id": 7}')])
     worker = Worker(settings, tmp_path / "worker.log").start()
     marked: list[str] = []
     try:
@@ -125,3 +129,5 @@ def test_feedback_stops_the_same_behaviour_alerting_and_survives_a_restart(
         assert again.counter("logad_feedback_entries") == len(marked)
     finally:
         again.stop()
+    dead = [DeadLetter.decode(v) for v in topic_values(settings, settings.dead_letter_topic)]
+    assert [(d.reason, d.original) for d in dead] == [("bad-feedback", b'{"schema": 1, "alert_id": 7}')] * 2
