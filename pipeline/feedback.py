@@ -345,6 +345,10 @@ class Allowlist:
             )
         return pairs
 
+    def pairs_for(self, model: str, template_set: str) -> PairAllowlist | None:
+        """The pairs of one model and template set, or None when none were marked (nothing created)."""
+        return self._pairs.get((model, template_set))
+
     def pair_scopes(self) -> list[tuple[str, str, PairAllowlist]]:
         return [(model, digest, pairs) for (model, digest), pairs in self._pairs.items()]
 
@@ -440,7 +444,7 @@ class FeedbackGate:
     def accepted(self, model: str, version: int, windows: np.ndarray, nexts: np.ndarray) -> np.ndarray:
         """Per row, whether the pair was marked normal for this model and its template set."""
         windows = np.asarray(windows, dtype=np.int64)
-        pairs = self.allowlist._pairs.get((model, self.template_set(model, version)))
+        pairs = self.allowlist.pairs_for(model, self.template_set(model, version))
         if pairs is None or not len(pairs) or pairs.window_size != windows.shape[1]:
             return np.zeros(windows.shape[0], dtype=bool)
         return pairs.accepted(windows, nexts)
