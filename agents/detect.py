@@ -19,7 +19,7 @@ import faust
 import numpy as np
 import orjson
 
-from agents import lag, session_state
+from agents import feedback, lag, session_state
 from agents.app import anomalies, app, dead_letters, log_events, metrics, settings, wall_clock
 from agents.failures import dead_letter_or_exit
 from agents.faust_workarounds import InputRecord, detect_order
@@ -46,6 +46,7 @@ detector = ColumnarDetector(
     follower.text,
     store,
     parameters=parameter_detector(settings, wall_clock, on_degraded=metrics.set_degraded),
+    feedback=feedback.gate,
 )
 window_detector = WindowDetector(
     WindowClassifier(
@@ -69,6 +70,7 @@ async def detect(stream: faust.StreamT) -> None:
 
 
 async def _detect(record: InputRecord) -> None:
+    await feedback.wait_ready()  # after a restart, what operators marked normal is known first
     # Restored here, in the agent, before the partition's first record: no message of the partition
     # is still being handled, so the restore sees every delta this worker wrote.
     await session_state.hold(record.partition)

@@ -27,6 +27,17 @@ class Metrics:
             registry=r,
         )
         self.alerts = Counter("logad_alerts", "alerts published", ["kind"], registry=r)
+        self.suppressed = Counter(
+            "logad_suppressed_alerts",
+            "alerts not raised: operators marked the behaviour normal",
+            ["kind"],
+            registry=r,
+        )
+        self.feedback_entries = Gauge(
+            "logad_feedback_entries",
+            "allowlist entries from log-feedback (pairs, parameter keys, windows)",
+            registry=r,
+        )
         self.redelivered = Counter(
             "logad_redelivered_events", "events skipped as re-deliveries of applied ones", registry=r
         )

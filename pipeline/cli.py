@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "pipeline.commands.online",
     "pipeline.commands.dead_letters",
     "pipeline.commands.notify",
+    "pipeline.commands.feedback",
     "pipeline.commands.synthetic",
     "pipeline.commands.formats",
 )

@@ -98,9 +98,8 @@ class ColumnarDetector(Detector):
         )
         unique_rows = matrix[first_row]
         window_part, next_part = unique_rows[:, :window_size], unique_rows[:, window_size:]
-        scores = await self.scorer.score(
-            NextEventBatch(np.ascontiguousarray(window_part), np.ascontiguousarray(next_part))
-        )
+        distinct_batch = NextEventBatch(np.ascontiguousarray(window_part), np.ascontiguousarray(next_part))
+        scores = await self.scorer.score(distinct_batch)
         if len(scores) != len(distinct):
             raise InferenceError(
                 f"detection: scorer {scores.model} v{scores.version} returned {len(scores)} rows for a "
@@ -112,10 +111,14 @@ class ColumnarDetector(Detector):
         batch = _Batch(columns, groups, states, windows, positions, window_size)
 
         alerts: list[Alert] = []
+        accepted = self._accepted(scores, distinct_batch)  # per distinct row; None without feedback
         flagged = np.flatnonzero(oov | unexpected)
         flagged = flagged[np.argsort(groups.rows[flagged], kind="stable")]  # in event order
         for k, event in zip(flagged.tolist(), _events(columns, groups.rows[flagged]), strict=True):
             kind = AlertKind.OOV_EVENT if oov[k] else AlertKind.UNEXPECTED_NEXT_EVENT
+            if accepted is not None and accepted[inverse[k]]:
+                self._suppressed(kind)  # an operator marked this (window, next) normal
+                continue
             query = batch.query(k)
             admitted, state = self._claim(kind, query)
             if admitted:
@@ -134,6 +137,9 @@ class ColumnarDetector(Detector):
         alerts: list[Alert] = []
         kind = AlertKind.PARAMETER_VALUE
         for found in await self.parameters.check(owners, previous):
+            if self._parameter_accepted(found):
+                self._suppressed(kind)
+                continue
             k = int(in_order[found.index])
             query, event = batch.query(k), owners[found.index]
             admitted, state = self._claim(kind, query)

@@ -13,8 +13,11 @@ a final verdict from `finalize`. Sources without session ids (BGL) go through ti
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from pipeline.alerts import (
     MAX_ALERT_LINES,
@@ -26,7 +29,8 @@ from pipeline.alerts import (
     alert_id,
 )
 from pipeline.errors import DataError, InferenceError
-from pipeline.parameter_detection import ParameterDetector, parameter_alert
+from pipeline.feedback import FeedbackGate
+from pipeline.parameter_detection import ParameterAnomaly, ParameterDetector, parameter_alert
 from pipeline.scoring import NextEventBatch, NextEventScorer, NextEventScores
 from pipeline.sessions import (
     NextEventQuery,
@@ -84,8 +88,11 @@ class Detector:
         store: SessionStore,
         score_first_event: bool = False,
         parameters: ParameterDetector | None = None,
+        feedback: FeedbackGate | None = None,
     ) -> None:
         self.scorer = scorer
+        # Operator feedback (pipeline.feedback): rows marked normal raise no alert and claim nothing.
+        self.feedback = feedback
         self.store = store
         self.score_first_event = score_first_event
         self.parameters = parameters
@@ -119,9 +126,13 @@ class Detector:
                 f"batch of {len(batch)}; the backend must answer every row"
             )
         alerts: list[Alert] = []
+        accepted = self._accepted(scores, batch)
         for i, (query, event) in enumerate(zip(queries, owners, strict=True)):
             kind = self._cause(query, event, scores, i)
             if kind is None:
+                continue
+            if accepted is not None and accepted[i]:
+                self._suppressed(kind)
                 continue
             admitted, state = self._claim(kind, query)
             if admitted:
@@ -130,6 +141,9 @@ class Detector:
             kind = AlertKind.PARAMETER_VALUE
             for found in await self.parameters.check(owners, [q.previous_ts for q in queries]):
                 query, event = queries[found.index], owners[found.index]
+                if self._parameter_accepted(found):
+                    self._suppressed(kind)
+                    continue
                 admitted, state = self._claim(kind, query)
                 if admitted:
                     first_ts = state.first_ts if state is not None else None
@@ -137,6 +151,23 @@ class Detector:
                     alert = parameter_alert(found, query, event, first_ts, self._text, raw)
                     alerts.append(replace(alert, event_time=event.timestamp, lines=window_lines(query, raw)))
         return DetectionResult(tuple(alerts), len(queries), tuple(rejected), redelivered)
+
+    def _accepted(self, scores: NextEventScores, batch: NextEventBatch) -> np.ndarray | None:
+        """Rows operators marked normal (None without feedback: nothing to mask)."""
+        if self.feedback is None:
+            return None
+        return self.feedback.accepted(scores.model, int(scores.version), batch.window, batch.next_event[:, 0])
+
+    def _parameter_accepted(self, found: ParameterAnomaly) -> bool:
+        """Whether operators widened this key's threshold past the anomaly's score."""
+        if self.feedback is None:
+            return False
+        score = found.score if math.isfinite(found.score) else 1.0
+        return self.feedback.parameter_accepted(found.model, found.template_id, score)
+
+    def _suppressed(self, kind: AlertKind) -> None:
+        if self.feedback is not None:
+            self.feedback.count(kind)
 
     def _claim(self, kind: AlertKind, query: NextEventQuery) -> tuple[bool, SessionState | None]:
         """Whether the session may get an alert of `kind` (one per session per cause); records it."""
@@ -216,9 +247,13 @@ class Detector:
         ]
         batch = NextEventBatch.of(windows, [session_end_id] * len(closing), window_size)
         scores = await self.scorer.score(batch)
+        accepted = self._accepted(scores, batch)
         alerts = []
         for row, state in enumerate(closing):
             if not scores.anomalous[row, 0]:
+                continue
+            if accepted is not None and accepted[row]:
+                self._suppressed(AlertKind.UNEXPECTED_NEXT_EVENT)
                 continue
             # The session ended after its last event: that record (and those before it) is the raw context.
             before, last = state.recent[:-3], state.recent[-3:] or (-1, -1, -1)

@@ -62,6 +62,8 @@ class Settings:
     dead_letter_topic: str = "logad-dead-letter"
     # Detect agent sessions: a delta per log-events message, snapshots (pipeline.session_state_log)
     session_state_topic: str = "logad-session-state"
+    # Operator verdicts on alerts, keyed by alert id, compacted (pipeline.feedback; `logad feedback`)
+    feedback_topic: str = "log-feedback"
     # Kafka security, passed through to every client (confluent-kafka, aiokafka/Faust).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = ""
@@ -285,6 +287,7 @@ class Settings:
             templates_topic=f"{prefix}-templates-{run_id}",
             dead_letter_topic=f"{prefix}-dead-{run_id}",
             session_state_topic=f"{prefix}-state-{run_id}",
+            feedback_topic=f"{prefix}-feedback-{run_id}",
             app_id=f"logad-{prefix}-{run_id}",
         )
 
@@ -302,6 +305,7 @@ class Settings:
             self.templates_topic,
             self.dead_letter_topic,
             self.session_state_topic,
+            self.feedback_topic,
         )
 
 

@@ -2,7 +2,8 @@
 wheel) and the `content-type` header every record the pipeline produces carries.
 
 Every JSON record also names its own format in its `schema` field as `<name>/<version>`
-(`log-anomaly/2`, `event-batch/2`, `dead-letter/1`, `log-template/1`, `session-state-log/1`), which
+(`log-anomaly/2`, `event-batch/2`, `dead-letter/1`, `log-template/1`, `session-state-log/1`,
+`log-feedback/1`), which
 its reader checks; the header lets a consumer that is not `logad` (a connector, a sink, kcat) tell
 JSON from raw text without looking inside.
 """
@@ -27,6 +28,7 @@ TOPIC_SCHEMAS = {
     "templates_topic": "log-templates.schema.json",
     "dead_letter_topic": "logad-dead-letter.schema.json",
     "session_state_topic": "logad-session-state.schema.json",
+    "feedback_topic": "log-feedback.schema.json",
 }
 WEBHOOK_SCHEMA_FILE = "logad-webhook.schema.json"
 

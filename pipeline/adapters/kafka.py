@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.errors import InfrastructureError
 from pipeline.settings import Settings
-from pipeline.topic_contracts import raw_message_headers
+from pipeline.topic_contracts import json_headers, raw_message_headers
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dead_letter_topic, 1, {}),
         # Partitioned like log-events: partition p holds the state of log-events partition p's sessions.
         TopicSpec(settings.session_state_topic, p, STATE_LOG),
+        # One partition: every worker reads all of it (an allowlist is global), keyed by alert id.
+        TopicSpec(settings.feedback_topic, 1, COMPACTED),
     ]
 
 
@@ -567,3 +569,30 @@ class CommittingReader:
 
     def close(self) -> None:
         self._client.close()
+
+
+def send_keyed(
+    settings: Settings, topic: str, records: Sequence[tuple[bytes, bytes]], timeout_s: float = 30.0
+) -> int:
+    """Produce JSON (key, value) records to `topic` (with the JSON content-type header) and wait until
+    the broker acknowledged every one.
+
+    Raises InfrastructureError naming the first delivery error, or how many were left unsent."""
+    out = producer(settings)
+    errors: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for key, value in records:
+        out.produce(topic, key=key, value=value, headers=json_headers(), on_delivery=delivered)
+        out.poll(0)
+    left = out.flush(timeout_s)
+    if errors or left:
+        why = errors[0] if errors else f"{left} records unsent after {timeout_s:.0f}s"
+        raise InfrastructureError(
+            f"kafka: sending to {topic}: {why}; "
+            "check that the broker runs (`logad kafka start`) and the topic exists (`logad up` creates it)"
+        )
+    return len(records)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.commands import serving, train_parameters, train_protosiamese, train_topic
+from pipeline.commands import serving, train_parameters, train_protosiamese, train_topic, train_update
 from pipeline.errors import ConfigError
 from pipeline.evaluation.hdfs_1_99 import (
     add_training_arguments,
@@ -64,6 +64,7 @@ def register(subparsers: Any) -> None:
     add_training_arguments(parser)
     train_protosiamese.add_arguments(parser)
     train_parameters.add_arguments(parser)
+    train_update.add_arguments(parser)
     parser.set_defaults(handler=_train, model_choice=None)
 
 
@@ -138,10 +139,19 @@ def load_training_sessions(
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     settings.serving_layout()  # a bad LOGAD_TRITON_PLATFORM/DEVICE fails now, not after training
+    if args.update and args.model not in ("lama", "deeplog"):
+        raise ConfigError(
+            f"train --update: {args.model} learns feedback through the worker's allowlist only "
+            "(window classes, parameter thresholds); --update fine-tunes lama or deeplog"
+        )
     if args.model == "protosiamese":
         return train_protosiamese.run(args, settings)
     if args.model == "deeplog_params":
         return train_parameters.run(args, settings)
+    if args.update:
+        return train_update.run(args, settings)
+    if args.from_feedback is not None:
+        raise ConfigError("train: --from-feedback applies only to --update")
     from_topic = getattr(args, "from_topic", None) is not None  # "" when given without a topic name
     if args.templates_from and not from_topic:
         raise ConfigError("train: --templates-from applies only to --from-topic")

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ConfigError
+from pipeline.evaluation import feedback_loop
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add_training_arguments(parser)
     parser.add_argument("--train", default=TRAIN_FILE, help="normal training sessions (deeplog format)")
     parser.add_argument("--abnormal-test", default=ABNORMAL_FILE)
-    parser.add_argument("--normal-test", default=NORMAL_SAMPLE_FILE, help="normal test sessions")
+    parser.add_argument(
+        "--normal-test",
+        help=f"normal test sessions (default: {NORMAL_SAMPLE_FILE}; with --feedback-from, the half of "
+        "that file the feedback never sees)",
+    )
     parser.add_argument(
         "--normal-total",
         type=int,
@@ -79,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         help="ours: end-of-session marker, distinct pairs; paper: LAMA/DeepLog windowing, no marker, "
         "every window weighted by count",
     )
+    feedback_loop.add_arguments(parser)
 
 
 def train_config_from_args(args: argparse.Namespace) -> Any:
@@ -125,8 +132,8 @@ def run(args: argparse.Namespace, settings: Settings, name: str) -> dict[str, An
 
     torch.set_num_threads(args.threads)
     train = read_session_file(data_file(settings.data_dir, args.train))
-    abnormal = read_session_file(data_file(settings.data_dir, args.abnormal_test))
-    normal = read_session_file(data_file(settings.data_dir, args.normal_test))
+    if args.feedback_from and args.protocol != "ours":
+        raise ConfigError("evaluate hdfs-1-99: --feedback-from runs with --protocol ours only")
     train_config = train_config_from_args(args)
     if args.protocol == "paper":
         train_config = paper_protocol(train_config)
@@ -135,12 +142,20 @@ def run(args: argparse.Namespace, settings: Settings, name: str) -> dict[str, An
     train_s = time.perf_counter() - started
     if args.curves:
         save_curves_png(trained.curves, args.curves, f"{args.model} on {args.train}")
+    if args.feedback_from:
+        result = feedback_loop.run(args, settings, trained, train)
+        result.update(protocol=args.protocol, train_s=round(train_s, 1), train_sessions=len(train))
+        result["table"] = feedback_loop.format_table(result)
+        return result
+    abnormal = read_session_file(data_file(settings.data_dir, args.abnormal_test))
+    normal_test = args.normal_test or NORMAL_SAMPLE_FILE
+    normal = read_session_file(data_file(settings.data_dir, normal_test))
     result = score_trained(trained, normal, abnormal, args.normal_total or None)
     result.update(
         protocol=args.protocol,
         train_s=round(train_s, 1),
         train_sessions=len(train),
-        normal_file=str(args.normal_test),
+        normal_file=str(normal_test),
     )
     result["table"] = format_table(args.model, result, args.normal_total or None)
     return result

@@ -210,3 +210,28 @@ def test_parameter_alerts_are_the_same() -> None:
             runs.append([asyncio.run(det.process(b.to_events())) for b in batches])
     assert runs[0] == runs[1]
     assert sum(len(r.alerts) for r in runs[0]) > 10
+
+
+def test_operator_feedback_suppresses_the_same_rows() -> None:
+    from pipeline.feedback import Allowlist, FeedbackGate, feedback_from_alert
+
+    lines = list(generate_hdfs(SyntheticConfig(lines=8_000, anomaly_rate=0.05, seed=4)))
+    batches = _parsed(HDFS, lines, 1_000, 250)
+    scorer = _learned_scorer(batches[:5])
+    runs = []
+    for cls in (Detector, ColumnarDetector):
+        gate = FeedbackGate(Allowlist(), lambda model, version: "ts")
+        det = cls(scorer, lambda tid: f"<template {tid}>", SessionTracker(10, 1e9), feedback=gate)
+        results = []
+        for i, batch in enumerate(batches):
+            if isinstance(det, ColumnarDetector):
+                result = asyncio.run(det.process_columns(batch))
+            else:
+                result = asyncio.run(det.process(batch.to_events()))
+            results.append(result)
+            if i < len(batches) // 2:  # operators mark the first half's alerts normal
+                for alert in result.alerts:
+                    gate.apply(feedback_from_alert(alert, 10, "ts"))
+        runs.append((results, dict(gate.suppressed)))
+    assert runs[0] == runs[1]
+    assert sum(runs[0][1].values()) > 0

@@ -202,3 +202,13 @@ def test_raw_logs_headers_from_replay_validate() -> None:
 
 def test_json_records_carry_the_json_content_type() -> None:
     assert json_headers() == [("content-type", b"application/json")]
+
+
+def test_feedback_records_validate() -> None:
+    from pipeline.feedback import FeedbackRecord, encode_feedback
+
+    record = FeedbackRecord(
+        "a1b2c3", AlertKind.OOV_EVENT, "lama", 3, "0123456789abcdef", (0, 0, 5, 7), 9, 1.0
+    )
+    assert_valid("log-feedback.schema.json", encode_feedback(record))
+    assert_invalid("log-feedback.schema.json", {**orjson.loads(encode_feedback(record)), "verdict": "maybe"})
