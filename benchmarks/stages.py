@@ -9,7 +9,9 @@ Parse stage (what agents/parse.py does per raw message, minus Kafka):
 Detect stage (what agents/detect.py does per log-events message, minus Kafka and the model):
 - old: `read_event_batch` of the `event-batch/1` message, `Detector.process` on its events, the
   partition's state delta (`checkpoint` + encode);
-- new: `decode_batch` of the `event-batch/2` message, `ColumnarDetector.process_columns`, the delta.
+- new: `decode_batch` of the `event-batch/2` message, `ColumnarDetector.process_columns`, the delta;
+once with one message per partition per raw message, once with the events of `--gather` raw messages
+per message (how the parse agent sends a backlog: `LOGAD_PARSE_BATCH_MESSAGES`).
 Both score through the same cached scorer (rows keyed by bytes in an LRU, as the Triton and
 TorchScript scorers do; a miss asks a fake model that knows each event's six most common
 followers), so the model's own cost is left out; the checked pass must give identical alerts.
@@ -93,6 +95,31 @@ def new_messages(parser: ColumnarParser, payloads: list[bytes], partitions: int)
         result = parser.parse(payload, SOURCE, raw_of(offset), NOW_S)
         sent.append({p: part.encode() for p, part in result.batch.by_partition(partitions).items()})
     return sent
+
+
+def gathered(
+    sent: list[dict[int, bytes]], group: int, columnar: bool, partitions: int
+) -> list[dict[int, bytes]]:
+    """The same events as the parse agent sends them under a backlog: the events of `group` raw
+    messages at a time as one message per partition (`ParseStage.flush`)."""
+    out = []
+    for start in range(0, len(sent), group):
+        if columnar:
+            parts = [
+                EventColumns.decode(d) for message in sent[start : start + group] for d in message.values()
+            ]
+            joined = EventColumns.concat(parts)
+            out.append({p: part.encode() for p, part in joined.by_partition(partitions).items()})
+        else:
+            events = [
+                e
+                for message in sent[start : start + group]
+                for d in message.values()
+                for e in EventBatch.decode(d).events
+            ]
+            groups = group_by_partition([(e.session_key, e) for e in events], partitions)
+            out.append({p: EventBatch(tuple(evs)).encode() for p, evs in groups.items()})
+    return out
 
 
 def check_identical(old: list[dict[int, bytes]], new: list[dict[int, bytes]]) -> int:
@@ -207,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines-per-message", type=int, default=500)
     parser.add_argument("--partitions", type=int, default=0, help="log-events partitions (0: the setting)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per side, alternating")
+    parser.add_argument(
+        "--gather", type=int, default=32, help="raw messages per log-events batch in the batched detect rows"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args(argv)
@@ -245,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     if old_results != new_results:
         raise SystemExit("detect: the columnar detector's results differ from Detector.process")
     alerts = sum(len(r.alerts) for r in new_results)
+    # The events in the parse agent's batches under a backlog (LOGAD_PARSE_BATCH_MESSAGES raw messages).
+    old_batched = gathered(old_sent, args.gather, False, partitions)
+    new_batched = gathered(new_sent, args.gather, True, partitions)
+    batched_old = detect_messages(old_batched, model, False, window_size)
+    if batched_old != detect_messages(new_batched, model, True, window_size):
+        raise SystemExit("detect (batched): the columnar detector's results differ from Detector.process")
 
     # Parse alone (no grouping, no encoding), then the whole stage, old and new alternating.
     times = alternate(
@@ -259,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             "new_stage": lambda: new_messages(new_parser, payloads, partitions),
             "old_detect": lambda: detect_messages(old_sent, model, False, window_size),
             "new_detect": lambda: detect_messages(new_sent, model, True, window_size),
+            "old_detect_batched": lambda: detect_messages(old_batched, model, False, window_size),
+            "new_detect_batched": lambda: detect_messages(new_batched, model, True, window_size),
         },
         args.repeat,
     )
@@ -294,6 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     detect_rows = [
         row("detect", "decode + sessions + score + delta", "old_detect", "new_detect", None, None),
+        row(
+            "detect",
+            f"the same, {args.gather} raw messages a batch",
+            "old_detect_batched",
+            "new_detect_batched",
+            None,
+            None,
+        ),
         row("detect", "cold: first pass (checked)", "old_cold_detect", "new_cold_detect", None, None),
     ]
     fast_share = new_parser.fast_messages / max(1, new_parser.fast_messages + new_parser.exact_messages)
@@ -326,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs_us_per_line": per_line,
         "cpu": cpu,
     }
-    command = f"python benchmarks/stages.py --lines-per-message {size} --repeat {args.repeat}"
+    options = f"--lines-per-message {size} --repeat {args.repeat} --gather {args.gather}"
+    command = f"python benchmarks/stages.py {options}"
     write_results("stages", result, markdown, command, args.results_dir)
     print_result(markdown, result, args.json)
     return 0
