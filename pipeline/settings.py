@@ -34,6 +34,7 @@ class Secret:
     """
 
     __slots__ = ("_value",)
+    _value: str
 
     def __init__(self, value: str = "") -> None:
         if isinstance(value, Secret):
