@@ -1,8 +1,10 @@
 """`logad`: the command-line entry point. Subcommands live in `pipeline.commands.*`.
 
 Each command module exposes `register(subparsers)`; a handler receives `(args, settings)` and
-returns an exit code. Heavy imports (torch, Faust, Kafka) happen inside handlers, so `logad --help`
-stays fast.
+returns an exit code. Heavy imports (torch, numpy, Faust, Kafka, tritonclient) happen inside handlers,
+or when one subcommand's options are declared next to heavy code, when that subcommand is chosen
+(`pipeline.commands.deferred`): building the parser imports none of them, so `logad --help` stays
+fast (tests/unit/test_cli.py checks it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pipeline.errors import LogadError
 from pipeline.settings import Settings
@@ -30,17 +33,52 @@ COMMAND_MODULES = (
 )
 
 
+DISTRIBUTION = "log-anomaly-pipeline"  # the name in pyproject.toml, under which pip installed `logad`
+
+
+def installed_version() -> str:
+    """The installed distribution's version, from its package metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed: `pip install -e .` in the checkout)"
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, reading the package metadata only when asked (argparse's own action takes the
+    string up front, which would cost every `logad` call the metadata lookup)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        suppress = argparse.SUPPRESS  # no attribute on the namespace: the action exits
+        super().__init__(option_strings, dest=suppress, default=suppress, nargs=0, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog} {installed_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="logad",
         description="Streaming log anomaly detection on Kafka and Triton.",
     )
+    parser.add_argument("--version", action=_VersionAction, help="print the installed version and exit")
     parser.add_argument("--bootstrap-servers", help="Kafka brokers (env LOGAD_BOOTSTRAP_SERVERS)")
     parser.add_argument("--triton-url", dest="triton_grpc_url", help="Triton gRPC host:port")
     parser.add_argument("--data-dir", help="shared data folder (env LOGAD_DATA_DIR)")
     parser.add_argument("--model-repo", help="Triton model repository (env LOGAD_MODEL_REPO)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="`logad COMMAND --help` for its options"
+    )
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

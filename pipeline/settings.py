@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -22,24 +23,65 @@ SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _MASK = "********"
 
 
-class Secret(str):
-    """A string that never shows its value in `repr`, `str`, f-strings or %-formatting (logs).
+class Secret:
+    """A credential that never shows its value: `repr`, `str`, f-strings (any format spec), %-formatting
+    and so logging print a mask; `reveal()` is the one way to the value, for the client configuration
+    and a child process's environment.
 
-    It stays a `str` so that it compares and tests like one; `reveal()` is the one way to the value,
-    for the client configuration and a child process's environment.
+    Not a `str` on purpose: a `str` subclass hands its value to every string operation (slicing,
+    `.strip()`, `+`, `json.dumps`, `"".join`), each a way around the mask. Here those raise TypeError.
+    Secrets compare and hash by value, so settings holding them still compare equal.
     """
 
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str = "") -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str):
+            raise TypeError(f"Secret: expected a str, got {type(value).__name__}")
+        object.__setattr__(self, "_value", value)
+
+    def reveal(self) -> str:
+        return self._value
+
     def __repr__(self) -> str:
-        return f"Secret('{_MASK}')" if self else "Secret('')"
+        return f"Secret('{_MASK}')" if self._value else "Secret('')"
 
     def __str__(self) -> str:
-        return _MASK if self else ""
+        return _MASK if self._value else ""
 
     def __format__(self, format_spec: str) -> str:
         return format(str(self), format_spec)
 
-    def reveal(self) -> str:
-        return str.__str__(self)
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        # Constant time: how long a comparison takes says nothing of how much of the value matched.
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Secret is immutable")
+
+    # Immutable, so a copy may be the object itself; the default copy protocol would go through
+    # __setattr__ and fail.
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
+    def __reduce__(self) -> Any:
+        # Pickle writes the value in the clear, as any pickled credential; nothing in the project
+        # pickles settings (test_security), so refuse rather than leak it into a file or a pipe.
+        raise TypeError("Secret cannot be pickled; pass reveal() explicitly where a value must travel")
 
 
 @dataclass(frozen=True)

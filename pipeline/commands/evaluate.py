@@ -1,17 +1,21 @@
 """`logad evaluate NAME`: paper-style evaluations. Each NAME maps to a module in `pipeline.evaluation`.
 
-An evaluation module provides `add_arguments(parser)` (light imports only) and
-`run(args, settings) -> dict`; the dict is printed as a table, and with `--json` as one JSON line last.
+An evaluation module provides `add_arguments(parser, name)` and `run(args, settings, name) -> dict`;
+the dict is printed as a table, and with `--json` as one JSON line last. A module is imported only
+when its evaluation is chosen (`pipeline.commands.deferred`), so `logad --help` imports none.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import importlib.util
 from typing import Any
 
 import orjson
 
+from pipeline.commands.deferred import DeferredParser
 from pipeline.settings import Settings
 
 EVALUATIONS: dict[str, tuple[str, str]] = {
@@ -34,18 +38,23 @@ EVALUATIONS: dict[str, tuple[str, str]] = {
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("evaluate", help="paper-style evaluations (tables, --json)")
-    names = parser.add_subparsers(dest="evaluation", metavar="NAME")
+    names = parser.add_subparsers(
+        dest="evaluation", metavar="NAME", parser_class=DeferredParser, help="the evaluation to run"
+    )
     for name, (module_name, help_text) in EVALUATIONS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
+        # find_spec imports the package (pipeline.evaluation), not the module: an evaluation whose
+        # module this installation lacks is left out, as before, at no import cost.
+        if importlib.util.find_spec(module_name) is None:
             continue
-        sub = names.add_parser(name, help=help_text)
-        sub.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-        module.add_arguments(sub, name)
-        sub.set_defaults(handler=_runner(module, name))
+        populate = functools.partial(_populate, module_name=module_name, name=name)
+        names.add_parser(name, help=help_text, description=help_text, populate=populate)
+
+
+def _populate(parser: argparse.ArgumentParser, module_name: str, name: str) -> None:
+    module = importlib.import_module(module_name)
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    module.add_arguments(parser, name)
+    parser.set_defaults(handler=_runner(module, name))
 
 
 def _runner(module: Any, name: str) -> Any:

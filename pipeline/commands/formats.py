@@ -19,7 +19,9 @@ DEFAULT_MAX_FAILED_FRACTION = 0.05
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("formats", help="format profiles: check one on a file, list them")
-    commands = parser.add_subparsers(dest="formats_command", metavar="ACTION", required=True)
+    commands = parser.add_subparsers(
+        dest="formats_command", metavar="ACTION", required=True, help="check a profile on a file, or list"
+    )
     check = commands.add_parser(
         "check",
         help="parse a sample of FILE with PROFILE: unmatched lines, templates, sessions, timestamps",

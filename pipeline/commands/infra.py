@@ -93,10 +93,16 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(subparsers: Any) -> None:
     kafka = subparsers.add_parser("kafka", help="local Apache Kafka (KRaft): start, stop, status, topics")
-    kafka.add_argument("action", choices=["start", "stop", "status", "topics"])
+    kafka.add_argument(
+        "action",
+        choices=["start", "stop", "status", "topics"],
+        help="start (with topics), stop, status, or topics: create the missing topics on a running broker",
+    )
     kafka.set_defaults(handler=_kafka)
     triton = subparsers.add_parser("triton", help="local Triton server: start, stop, status")
-    triton.add_argument("action", choices=["start", "stop", "status"])
+    triton.add_argument(
+        "action", choices=["start", "stop", "status"], help="start (loads every servable model), stop, status"
+    )
     triton.set_defaults(handler=_triton)
     subparsers.add_parser("up", help="start Kafka (with topics) and Triton").set_defaults(handler=_up)
     subparsers.add_parser("down", help="stop Triton and Kafka").set_defaults(handler=_down)

@@ -7,12 +7,13 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.alert_routing import AlertFilter, RetryPolicy
 from pipeline.errors import ConfigError
-from pipeline.notify import AlertSink, Notifier
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.notify import AlertSink
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def make_sink(alertmanager_url: str, webhook_url: str, timeout_s: float) -> Aler
 
 def _notify(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.adapters.kafka import CommittingReader
+    from pipeline.alert_routing import AlertFilter, RetryPolicy
+    from pipeline.notify import Notifier
 
     sink = make_sink(
         args.alertmanager or settings.alertmanager_url,

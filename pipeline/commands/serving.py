@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.errors import InfrastructureError, ModelError
 from pipeline.settings import Settings
@@ -74,7 +74,8 @@ def verify_before_load(settings: Settings, name: str) -> None:
     check_servable(Path(settings.model_repo), name, pinned)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Any) -> None:
+    """`--no-load`, for every `logad train MODEL`; `parser` is a parser or an argument group."""
     parser.add_argument(
         "--no-load",
         action="store_true",

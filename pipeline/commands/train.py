@@ -1,74 +1,128 @@
-"""`logad train lama|deeplog`: train a next-event model and publish it to the model repository.
+"""`logad train MODEL`: train a model and publish it to the model repository.
 
-Sessions come from a deeplog_* file (`--sessions`), from raw log lines through the parser
-(`--logs`, with `--format`; blocks listed in `--labels` are left out as anomalous), or from the
-parsed events on Kafka (`--from-topic`, see `pipeline.commands.train_topic`). The version
-written holds model.pt (TorchScript, vocabulary inside), metadata.json and config.pbtxt.
-`deeplog_params` (DeepLog's parameter value model, raw lines only) is `pipeline.commands.train_parameters`.
+MODEL is a subcommand with its own options (`logad train lama --help`), declared by `populate_*`
+below only when that model is chosen (`pipeline.commands.deferred`), so that `logad --help` imports
+no model code.
+
+`lama` and `deeplog` (next-event models, here): sessions come from a deeplog_* file (`--sessions`),
+from raw log lines through the parser (`--logs`, with `--format`; blocks listed in `--labels` are left
+out as anomalous), or from the parsed events on Kafka (`--from-topic`, see
+`pipeline.commands.train_topic`). The version written holds model.pt (TorchScript, vocabulary
+inside), metadata.json and config.pbtxt. `protosiamese` is `pipeline.commands.train_protosiamese`,
+`deeplog_params` (DeepLog's parameter value model, raw lines only) `pipeline.commands.train_parameters`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.commands import serving, train_parameters, train_protosiamese, train_topic, train_update
+from pipeline.commands import serving, train_parameters, train_update
+from pipeline.commands.deferred import DeferredParser
 from pipeline.errors import ConfigError
-from pipeline.evaluation.hdfs_1_99 import (
-    add_training_arguments,
-    model_config_from_args,
-    train_config_from_args,
-)
-from pipeline.model_repository import sha256_file
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
+FORMAT_HELP = (
+    "log format of --logs: built in (hdfs, bgl, generic), a profile in LOGAD_FORMATS, or "
+    "FILE.toml:NAME (pipeline.format_profiles); the version stores the profile for the worker"
+)
+NAME_HELP = (
+    "the model's name in the repository (default: its kind); e.g. one model per log source, served by "
+    "setting {setting} to it"
+)
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("train", help="train LAMA, DeepLog or ProtoSiamese; publish a version")
-    parser.add_argument("model", choices=("lama", "deeplog", "protosiamese", "deeplog_params"))
-    # Not required: protosiamese reads --train-files instead (checked in _train).
-    source = parser.add_mutually_exclusive_group()
+    parser = subparsers.add_parser(
+        "train",
+        help="train LAMA, DeepLog, ProtoSiamese or DeepLog's parameter model; publish a version",
+        description="Train a model and publish it as a new version in the model repository (and ask a "
+        "running Triton to load it). Each MODEL has its own options: `logad train MODEL --help`.",
+    )
+    models = parser.add_subparsers(
+        dest="model", metavar="MODEL", required=True, parser_class=DeferredParser, help="the model to train"
+    )
+    for model, populate, help_text in (
+        ("lama", functools.partial(populate_next_event, model="lama"), "LAMA next-event model (attention)"),
+        ("deeplog", functools.partial(populate_next_event, model="deeplog"), "DeepLog next-event LSTM"),
+        (
+            "protosiamese",
+            populate_protosiamese,
+            "ProtoSiamese few-shot classifier of time windows (BGL, or --logs with a format profile)",
+        ),
+        ("deeplog_params", populate_parameters, "DeepLog's parameter value model (raw lines only)"),
+    ):
+        models.add_parser(model, help=help_text, description=help_text, populate=populate)
+    parser.set_defaults(handler=_train)
+
+
+def populate_next_event(parser: argparse.ArgumentParser, model: str) -> None:
+    """`logad train lama|deeplog` options."""
+    from pipeline.commands import train_topic
+    from pipeline.evaluation.hdfs_1_99 import add_training_arguments
+
+    data = parser.add_argument_group("training data")
+    source = data.add_mutually_exclusive_group()
     source.add_argument(
         "--sessions",
         help="normal sessions, deeplog_* format (e.g. hdfs/deeplog_train); no parser state, so with "
         "--no-publish only",
     )
     source.add_argument("--logs", help="raw log file (.gz ok), parsed and grouped into sessions")
-    train_topic.add_arguments(parser, source)
-    parser.add_argument(
-        "--format",
-        default="hdfs",
-        help="log format of --logs: built in (hdfs, bgl, generic), a profile in LOGAD_FORMATS, or "
-        "FILE.toml:NAME (pipeline.format_profiles); the version stores the profile for the worker",
+    train_topic.add_arguments(data, source)
+    data.add_argument("--format", default="hdfs", help=FORMAT_HELP)
+    data.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
+    add_training_arguments(parser.add_argument_group(f"{model} training"), model)
+    train_update.add_arguments(parser.add_argument_group("online update (--update)"))
+    _add_publishing_arguments(parser, gate=True, name_setting="LOGAD_DETECTION_MODEL")
+
+
+def populate_protosiamese(parser: argparse.ArgumentParser) -> None:
+    """`logad train protosiamese` options."""
+    from pipeline.commands import train_protosiamese
+
+    data = parser.add_argument_group("training data: BGL files (--train-files), or a log of one's own")
+    data.add_argument(
+        "--logs", help="raw log file (.gz ok) of a format profile with a timestamp rule, instead of BGL"
     )
-    parser.add_argument(
-        "--name",
-        help="the model's name in the repository (default: its kind); e.g. one model per log source, "
-        "served by setting LOGAD_DETECTION_MODEL to it",
+    data.add_argument("--format", default="hdfs", help=FORMAT_HELP)
+    data.add_argument(
+        "--labels", help="with --logs: `<line number>,<class>` lines naming the anomalous lines"
     )
-    parser.add_argument(
-        "--labels",
-        help="next-event models: anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv); "
-        "protosiamese --logs: `<line number>,<class>` lines naming the anomalous lines",
-    )
-    parser.add_argument("--no-publish", action="store_true", help="train and report only")
-    add_publish_gate_arguments(parser)
-    serving.add_arguments(parser)
-    parser.add_argument("--max-batch-size", type=int, default=4096, help="Triton max_batch_size")
-    add_training_arguments(parser)
     train_protosiamese.add_arguments(parser)
+    _add_publishing_arguments(parser, gate=False, name_setting="LOGAD_WINDOW_MODEL")
+
+
+def populate_parameters(parser: argparse.ArgumentParser) -> None:
+    """`logad train deeplog_params` options."""
+    data = parser.add_argument_group("training data")
+    data.add_argument("--logs", help="raw log file (.gz ok); required: values live in the lines")
+    data.add_argument("--format", default="hdfs", help="built-in log format of --logs (hdfs, bgl, generic)")
+    data.add_argument("--labels", help="anomalous session ids to leave out (e.g. hdfs/abnormal_blocks.csv)")
     train_parameters.add_arguments(parser)
-    train_update.add_arguments(parser)
-    parser.set_defaults(handler=_train, model_choice=None)
+    _add_publishing_arguments(parser, gate=True, name_setting=None)
 
 
-def add_publish_gate_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_publishing_arguments(parser: argparse.ArgumentParser, gate: bool, name_setting: str | None) -> None:
+    publishing = parser.add_argument_group("publishing")
+    if name_setting:
+        publishing.add_argument("--name", help=NAME_HELP.format(setting=name_setting))
+    publishing.add_argument("--no-publish", action="store_true", help="train and report only")
+    if gate:
+        add_publish_gate_arguments(publishing)
+    serving.add_arguments(publishing)
+    publishing.add_argument("--max-batch-size", type=int, default=4096, help="Triton max_batch_size")
+
+
+def add_publish_gate_arguments(parser: Any) -> None:
+    """`--publish-max-fpr` and `--force`; `parser` is a parser or an argument group."""
     parser.add_argument(
         "--publish-max-fpr",
         type=float,
@@ -102,6 +156,7 @@ def load_training_sessions(
     (raw logs only; None for a sessions file)."""
     from pipeline.datasets import data_file
     from pipeline.datasets.sessions import read_block_labels, read_session_file
+    from pipeline.model_repository import sha256_file
 
     if args.sessions:
         path = data_file(settings.data_dir, args.sessions)
@@ -139,12 +194,9 @@ def load_training_sessions(
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     settings.serving_layout()  # a bad LOGAD_TRITON_PLATFORM/DEVICE fails now, not after training
-    if args.update and args.model not in ("lama", "deeplog"):
-        raise ConfigError(
-            f"train --update: {args.model} learns feedback through the worker's allowlist only "
-            "(window classes, parameter thresholds); --update fine-tunes lama or deeplog"
-        )
     if args.model == "protosiamese":
+        from pipeline.commands import train_protosiamese
+
         return train_protosiamese.run(args, settings)
     if args.model == "deeplog_params":
         return train_parameters.run(args, settings)
@@ -170,6 +222,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         )
     import torch
 
+    from pipeline.commands import train_topic
+    from pipeline.evaluation.hdfs_1_99 import model_config_from_args, train_config_from_args
     from pipeline.training.next_event import save_curves_png, train_next_event
 
     torch.set_num_threads(args.threads)

@@ -20,12 +20,13 @@ from pipeline.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """deeplog_params options of `logad train` (--epochs, --seed, --device, --threads, --window-size,
-    --layers, --learning-rate, --curves and --max-batch-size are shared with the other models)."""
+    """The model and training options of `logad train deeplog_params` (the same as
+    `logad evaluate params-synthetic`'s), and where to save the training curves."""
     from pipeline.evaluation.parameters import add_model_arguments
 
-    group = parser.add_argument_group("deeplog_params", "parameter value model; --epochs defaults to 5 here")
-    add_model_arguments(group, common=False)
+    group = parser.add_argument_group("deeplog_params training", "parameter value model (one LSTM per key)")
+    add_model_arguments(group, common=True)
+    group.add_argument("--curves", type=Path, help="save the training curves PNG here")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,17 +20,17 @@ from typing import Any
 
 from pipeline.commands.serving import serve_published
 from pipeline.errors import ConfigError
-from pipeline.evaluation.fewshot import PROTOSIAMESE_EPOCHS, add_episodic_arguments, add_window_arguments
+from pipeline.evaluation.fewshot import add_episodic_arguments, add_window_arguments
 from pipeline.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """ProtoSiamese options of `logad train` (its --epochs, --seed, --max-batch-size are shared)."""
-    group = parser.add_argument_group(
-        "protosiamese", f"BGL windows and episodes; --epochs defaults to {PROTOSIAMESE_EPOCHS} here"
-    )
-    add_window_arguments(group)
-    add_episodic_arguments(group, epochs=False)
+    """The windows and episodic training options of `logad train protosiamese` (`fewshot-bgl`'s)."""
+    windows = parser.add_argument_group("protosiamese windows", "BGL files and their time windows")
+    add_window_arguments(windows)
+    training = parser.add_argument_group("protosiamese training", "episodes and optimisation")
+    add_episodic_arguments(training, epochs=True)
+    training.add_argument("--seed", type=int, default=0, help="episodes and initial weights")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

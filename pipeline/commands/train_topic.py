@@ -34,8 +34,9 @@ from pipeline.templates import DrainConfig, TemplateMiner
 log = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser, source: Any) -> None:
-    """`--from-topic` joins the mutually exclusive `source` group of `logad train`."""
+def add_arguments(parser: Any, source: Any) -> None:
+    """`--from-topic` joins the mutually exclusive `source` group of `logad train`; `parser` is a parser
+    or an argument group."""
     source.add_argument(
         "--from-topic",
         nargs="?",

@@ -23,7 +23,8 @@ from pipeline.settings import Settings
 NEXT_EVENT_KINDS = frozenset({"unexpected_next_event", "oov_event"})
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: Any) -> None:
+    """The `--update` options of `logad train lama|deeplog`; `parser` is a parser or an argument group."""
     parser.add_argument(
         "--update",
         action="store_true",

@@ -35,9 +35,15 @@ PAPER_ROWS = {
 }
 
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the next-event evaluations (model, sizes, optimisation)."""
-    parser.add_argument("--model", choices=("lama", "deeplog"), default="lama")
+def add_training_arguments(parser: Any, model: str | None = None) -> None:
+    """Options shared by the next-event evaluations and `logad train` (model, sizes, optimisation);
+    `parser` is a parser or an argument group.
+
+    `model` None: a `--model` choice and every option; "lama" or "deeplog" (`logad train MODEL`,
+    where the subcommand names the model): no `--model`, and only that model's options.
+    """
+    if model is None:
+        parser.add_argument("--model", choices=("lama", "deeplog"), default="lama")
     parser.add_argument("--epochs", type=int, help="default: 5 for LAMA (paper), 20 for DeepLog")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -46,7 +52,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--window-size", type=int, default=10)
     parser.add_argument("--layers", type=int, help="LAMA b (default 4) / DeepLog LSTM layers (default 2)")
-    parser.add_argument("--heads", type=int, help="LAMA h (default 8)")
+    if model != "deeplog":
+        parser.add_argument("--heads", type=int, help="LAMA h (default 8)")
     parser.add_argument(
         "--top-k", type=int, help="fix k (g for DeepLog) instead of choosing it on validation"
     )

@@ -37,7 +37,7 @@ from tests.support.pipeline_run import (
 )
 from tests.support.worker import Worker
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.reliability]
 
 RATE = 8000.0  # lines/s offered: slow enough that the breakage lands mid-replay
 

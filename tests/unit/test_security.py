@@ -7,6 +7,7 @@ real client libraries (which check them) but never connect anywhere that answers
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import importlib.util
 import json
@@ -293,8 +294,56 @@ def test_secret_shows_no_value_however_it_is_printed() -> None:
     for text in shown:
         assert PASSWORD not in text and "****" in text
     assert secret.reveal() == PASSWORD and type(secret.reveal()) is str
-    assert secret == PASSWORD  # still a str for comparisons
     assert str(Secret("")) == "" and repr(Secret("")) == "Secret('')"
+
+
+def test_secret_is_no_string_so_string_operations_cannot_reach_the_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A `str` subclass printed a mask but gave its value to every string operation; these raise now."""
+    secret = Secret(PASSWORD)
+    assert not isinstance(secret, str)
+    # json.dumps refuses it (TypeError) rather than writing a mask: a JSON document with a password
+    # field is a mistake to see, not one to paper over with asterisks.
+    leaks: list[Any] = [
+        lambda: json.dumps(secret),
+        lambda: json.dumps({"password": secret}),
+        lambda: secret[:4],  # type: ignore[index]
+        lambda: secret.strip(),  # type: ignore[attr-defined]
+        lambda: secret.encode(),  # type: ignore[attr-defined]
+        lambda: secret + "x",  # type: ignore[operator]
+        lambda: "x" + secret,  # type: ignore[operator]
+        lambda: "".join([secret]),  # type: ignore[list-item]
+        lambda: list(secret),  # type: ignore[call-overload]
+        lambda: PASSWORD[0] in secret,  # type: ignore[operator]
+    ]
+    for leak in leaks:
+        with pytest.raises((TypeError, AttributeError)):
+            leak()
+    # Where a caller asks for text explicitly (`default=str`), it gets the mask.
+    assert json.dumps({"password": secret}, default=str) == '{"password": "********"}'
+    shown = [str(secret), repr(secret), f"{secret}", f"{secret:>20}", f"{secret!r:<30}", "%s" % secret]  # noqa: UP031
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("logad.test").warning("password %s %r", secret, secret)
+        logging.getLogger("logad.test").warning(secret)
+    shown.append(caplog.text)
+    for text in shown:
+        assert PASSWORD not in text and "****" in text
+    assert f"{Secret(''):>4}" == "    "  # empty stays visibly empty (unset), still no value
+
+
+def test_secret_compares_and_hashes_by_value_only_with_secrets() -> None:
+    secret = Secret(PASSWORD)
+    assert secret == Secret(PASSWORD) and hash(secret) == hash(Secret(PASSWORD))
+    assert secret != Secret(KEY_PASSWORD)
+    assert secret != PASSWORD  # no oracle for guesses passed as plain strings
+    assert Secret(secret) == secret and Secret(secret).reveal() == PASSWORD
+    assert bool(secret) and not Secret("")
+    assert copy.deepcopy(secret) is secret
+    with pytest.raises(AttributeError):
+        secret._value = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Secret(123)  # type: ignore[arg-type]
 
 
 def test_settings_print_no_password_and_only_to_env_reveals_it(caplog: pytest.LogCaptureFixture) -> None:
