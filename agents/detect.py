@@ -27,7 +27,7 @@ from agents.parse import follower, raw_lines, raw_messages, watermark, window_fo
 from pipeline.alerts import Alert, encode_alert
 from pipeline.columnar_detect import ColumnarDetector
 from pipeline.deployment import next_event_scorer, parameter_detector, window_class_scorer
-from pipeline.errors import DataError
+from pipeline.errors import DataError, InfrastructureError
 from pipeline.event_columns import decode_batch
 from pipeline.records import DeadLetter, EventBatch, SourceOffset
 from pipeline.stream_clock import RawWatermarks
@@ -206,13 +206,35 @@ async def close_raw_messages(sender: Any, **kwargs: Any) -> None:
     raw_messages.close()
 
 
+_raw_partition_count: list[int] = []
+
+
+async def _raw_partitions() -> int | None:
+    """How many raw-logs partitions there are. faust's consumer knows it only on the worker that
+    leads the group (elsewhere None, and a tick without it would never let sessions close there),
+    so the broker is asked once when faust does not know."""
+    known = app.consumer.topic_partitions(settings.raw_logs_topic)
+    if known:
+        return int(known)
+    if not _raw_partition_count:
+        loop = asyncio.get_running_loop()
+        reader = detect_order.reader
+        try:
+            count = await loop.run_in_executor(None, reader.partition_count, settings.raw_logs_topic)
+        except InfrastructureError as exc:
+            log.warning("detect: no partition count of %s yet: %s", settings.raw_logs_topic, exc)
+            return None
+        _raw_partition_count.append(count)
+    return _raw_partition_count[0]
+
+
 @app.timer(interval=EXPIRE_EVERY_S)
 async def tick() -> None:
     """The ingest watermarks of the raw partitions this worker holds, to every log-events partition,
     so sessions still close when input pauses or a partition is idle (pipeline.stream_clock)."""
     raw_topic = settings.raw_logs_topic
     marks = watermark.values(wall_clock(), await lag.waiting(raw_topic))
-    partitions = app.consumer.topic_partitions(raw_topic)
+    partitions = await _raw_partitions()
     if not marks or not partitions:
         return
     value = EventBatch((), tuple(sorted(marks.items())), partitions).encode()

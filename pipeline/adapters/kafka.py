@@ -294,6 +294,10 @@ class _GroupOnlooker:
                     f"{self.settings.bootstrap_servers} ({error.str()})"
                 ) from exc
 
+    def partition_count(self, topic: str) -> int:
+        """How many partitions `topic` has, from the broker's metadata."""
+        return len(self._retrying(lambda: topic_partitions(self._consumer(), topic, "partitions of"), topic))
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()  # never subscribed and auto commit off: commits nothing
