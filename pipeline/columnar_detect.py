@@ -32,7 +32,7 @@ from pipeline.event_columns import EventColumns
 from pipeline.parameter_detection import parameter_alert
 from pipeline.records import LogEvent
 from pipeline.scoring import NextEventBatch
-from pipeline.sessions import NextEventQuery, SessionState, new_session
+from pipeline.sessions import NextEventQuery, SessionState, latest_time, new_session
 from pipeline.windows import PAD_ID
 
 
@@ -391,7 +391,7 @@ def _advanced(
                 window=tuple(ctx[end_ctx - keep : end_ctx]),
                 first_ts=state.first_ts if state.first_ts is not None else _time(first_t),
                 last_ts=last_t if last_t == last_t else state.last_ts,
-                touched_at=_later(state.touched_at, _time(touched_t)),
+                touched_at=latest_time(state.touched_at, _time(touched_t)),
                 event_count=state.event_count + end - start,
                 alerted=state.alerted,
                 marks=marks,
@@ -415,9 +415,3 @@ def _last_from_kafka(codes: list[int], start: int, end: int, count: int) -> list
 
 def _time(value: float) -> float | None:
     return None if value != value else value
-
-
-def _later(current: float | None, candidate: float | None) -> float | None:
-    if candidate is None:
-        return current
-    return candidate if current is None else max(current, candidate)

@@ -221,7 +221,7 @@ def advance(
         window=(*tail, template_id)[-window_size:],
         first_ts=state.first_ts if state.first_ts is not None else ts,
         last_ts=ts if ts is not None else state.last_ts,
-        touched_at=_latest(state.touched_at, clock),
+        touched_at=latest_time(state.touched_at, clock),
         event_count=state.event_count + 1,
         alerted=state.alerted,
         marks=_marked(state.marks, position),
@@ -301,7 +301,7 @@ class SessionTracker:
 
     def advance(self, event: SessionEvent, now: float | None = None) -> NextEventQuery | None:
         """Advance the event's session (created on first sight) and return its query (None: re-delivery)."""
-        self._clock = _latest(self._clock, now if now is not None else event.timestamp)
+        self._clock = latest_time(self._clock, now if now is not None else event.timestamp)
         key = store_key(event.source, event.session_key)
         state = self._sessions.pop(key, None) or new_session(event.source, event.session_key)
         if is_redelivery(state, event):
@@ -336,7 +336,7 @@ class SessionTracker:
 
     def expire(self, now: float | None = None) -> list[SessionState]:
         """Remove and return sessions inactive for `timeout_s` (and any evicted by the cap)."""
-        self._clock = _latest(self._clock, now)
+        self._clock = latest_time(self._clock, now)
         expired, self._evicted = self._evicted, []
         while self._sessions and self._clock is not None:
             key, state = next(iter(self._sessions.items()))
@@ -354,7 +354,8 @@ class SessionTracker:
         return states
 
 
-def _latest(current: float | None, candidate: float | None) -> float | None:
+def latest_time(current: float | None, candidate: float | None) -> float | None:
+    """The later of two optional times (None: unknown, never later than a known one)."""
     if candidate is None:
         return current
     return candidate if current is None else max(current, candidate)
