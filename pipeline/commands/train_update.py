@@ -127,14 +127,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     fit, held_out = split_sessions(
         sessions, trained.train_config.validation_fraction, trained.train_config.seed
     )
-    update = UpdateConfig(
-        epochs=args.update_epochs,
-        learning_rate=args.update_learning_rate,
-        batch_size=args.batch_size,
-        marked_repeat=args.marked_repeat,
-        seed=args.seed,
-        device=args.device,
-    )
+    update = UpdateConfig.from_options(args)
     result = fine_tune(trained, scope, fit, held_out, update)
     remaining = {(*map(int, w), int(n)) for w, n in zip(*scope.pairs(), strict=True)}
     learnt = sorted({(*r.window, r.next_event) for r in mine} - remaining)

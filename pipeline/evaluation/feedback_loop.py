@@ -239,14 +239,7 @@ def run(
     result.update(feedback_records=len(records), feedback_rounds=rounds, allowlist_pairs=len(scope))
     result.update(measure(trained, scope, normal, abnormal, normal_total, "_allowlist"))
     fit, held_out = split_sessions(train, trained.train_config.validation_fraction, trained.train_config.seed)
-    update = UpdateConfig(
-        epochs=args.update_epochs,
-        learning_rate=args.update_learning_rate,
-        batch_size=args.batch_size,
-        marked_repeat=args.marked_repeat,
-        seed=args.seed,
-        device=args.device,
-    )
+    update = UpdateConfig.from_options(args)
     update_started = time.perf_counter()
     updated = fine_tune(trained, scope, fit, held_out, update)
     result.update(

@@ -46,6 +46,19 @@ class UpdateConfig:
     seed: int = 0
     device: str = "cpu"
 
+    @classmethod
+    def from_options(cls, options: Any) -> UpdateConfig:
+        """From parsed command-line options (`train --update` and `evaluate hdfs-1-99 --feedback-from`
+        share their names: update_epochs, update_learning_rate, batch_size, marked_repeat, seed, device)."""
+        return cls(
+            epochs=options.update_epochs,
+            learning_rate=options.update_learning_rate,
+            batch_size=options.batch_size,
+            marked_repeat=options.marked_repeat,
+            seed=options.seed,
+            device=options.device,
+        )
+
 
 @dataclass(frozen=True)
 class UpdateResult:
