@@ -340,15 +340,21 @@ class Settings:
         return ServingLayout.parse(self.triton_platform, self.triton_device)
 
     def all_topics(self) -> tuple[str, ...]:
-        return (
-            self.raw_logs_topic,
-            self.log_events_topic,
-            self.anomalies_topic,
-            self.templates_topic,
-            self.dead_letter_topic,
-            self.session_state_topic,
-            self.feedback_topic,
-        )
+        return tuple(getattr(self, name) for name in TOPIC_FIELDS)
+
+
+# The settings that name the pipeline's topics, in the order `logad kafka topics` lists them: the one
+# topic list (`pipeline.adapters.kafka.pipeline_topics` lays each out, `pipeline.topic_contracts` gives
+# each its schema).
+TOPIC_FIELDS = (
+    "raw_logs_topic",
+    "log_events_topic",
+    "anomalies_topic",
+    "templates_topic",
+    "dead_letter_topic",
+    "session_state_topic",
+    "feedback_topic",
+)
 
 
 @functools.cache

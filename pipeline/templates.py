@@ -29,10 +29,10 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.records import TemplateRecord
 from pipeline.template_masks import collapse_repeats, mask_token
 from pipeline.template_merge import TemplateMerger, ValueAwareDrain
+from pipeline.windows import PAD_ID
 
 log = logging.getLogger(__name__)
 
-PAD_ID = 0
 _ID_SHIFT = 12  # 64-bit digest >> 12 leaves 52 bits: exact in float64 and JSON numbers everywhere.
 
 

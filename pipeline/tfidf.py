@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.errors import DataError
+from pipeline.windows import PAD_ID
 
-PAD_ID = 0
 OOV_COLUMN = 0
 
 WindowCounts = Mapping[int, int]

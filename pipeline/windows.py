@@ -26,6 +26,8 @@ import numpy as np
 
 from pipeline.errors import DataError
 
+# Template id 0 is never a template's (`pipeline.templates.template_id`): it pads windows and marks
+# "no template" everywhere (windows, window-class inputs, the template registry). The one definition.
 PAD_ID = 0
 # Template ids are below 2**52 (see `pipeline.templates.template_id`), so this id never collides.
 SESSION_END_ID = 1 << 52

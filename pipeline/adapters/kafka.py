@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.errors import InfrastructureError
-from pipeline.settings import Settings
+from pipeline.settings import TOPIC_FIELDS, Settings
 from pipeline.topic_contracts import json_headers, raw_message_headers
 
 log = logging.getLogger(__name__)
@@ -54,19 +54,27 @@ class TopicSpec:
     config: dict[str, str]
 
 
+# How each topic of `TOPIC_FIELDS` is laid out: spread over `topic_partitions` or one partition, and
+# its topic config.
+_LAYOUT: dict[str, tuple[bool, dict[str, str]]] = {
+    "raw_logs_topic": (True, {}),
+    "log_events_topic": (True, {}),
+    "anomalies_topic": (True, {}),
+    "templates_topic": (False, COMPACTED),
+    "dead_letter_topic": (False, {}),
+    # Partitioned like log-events: partition p holds the state of log-events partition p's sessions.
+    "session_state_topic": (True, STATE_LOG),
+    # One partition: every worker reads all of it (an allowlist is global), keyed by alert id.
+    "feedback_topic": (False, COMPACTED),
+}
+
+
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
-    p = settings.topic_partitions
-    return [
-        TopicSpec(settings.raw_logs_topic, p, {}),
-        TopicSpec(settings.log_events_topic, p, {}),
-        TopicSpec(settings.anomalies_topic, p, {}),
-        TopicSpec(settings.templates_topic, 1, COMPACTED),
-        TopicSpec(settings.dead_letter_topic, 1, {}),
-        # Partitioned like log-events: partition p holds the state of log-events partition p's sessions.
-        TopicSpec(settings.session_state_topic, p, STATE_LOG),
-        # One partition: every worker reads all of it (an allowlist is global), keyed by alert id.
-        TopicSpec(settings.feedback_topic, 1, COMPACTED),
-    ]
+    specs = []
+    for name in TOPIC_FIELDS:
+        spread, config = _LAYOUT[name]
+        specs.append(TopicSpec(getattr(settings, name), settings.topic_partitions if spread else 1, config))
+    return specs
 
 
 def create_topics(settings: Settings, topics: Iterable[TopicSpec] | None = None) -> list[str]:

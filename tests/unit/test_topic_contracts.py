@@ -62,6 +62,13 @@ def test_every_topic_has_a_valid_draft_2020_12_schema_with_a_unique_id() -> None
     assert set(TOPIC_SCHEMAS) == {
         name for name in (f.name for f in dataclasses.fields(Settings)) if name.endswith("_topic")
     }
+    # One topic list: every topic setting is created and laid out, in TOPIC_FIELDS.
+    from pipeline.adapters.kafka import pipeline_topics
+    from pipeline.settings import TOPIC_FIELDS
+
+    assert set(TOPIC_FIELDS) == set(TOPIC_SCHEMAS)
+    settings = Settings()
+    assert [spec.name for spec in pipeline_topics(settings)] == list(settings.all_topics())
     for schema in SCHEMAS.values():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         jsonschema.Draft202012Validator.check_schema(schema)
