@@ -11,6 +11,8 @@ import asyncio
 import logging
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
+
 from agents.app import app, metrics, settings
 from pipeline.adapters.kafka import ConsumerLagProbe
 from pipeline.errors import InfrastructureError
@@ -36,10 +38,16 @@ async def positions(topic: str) -> dict[int, tuple[int | None, int | None]]:
     for tp in consumer.assignment():
         if tp.topic != topic:
             continue
-        read = handled.get(tp.partition)
-        if read is None:
-            read = await consumer.position(tp)
-        found[tp.partition] = (read, consumer.highwater(tp))
+        # A rebalance can take the partition away between `assignment()` and these calls; aiokafka
+        # then raises (an AssertionError from `highwater`, IllegalStateError from `position`), which in
+        # a timer would crash the worker: the partition counts as unknown instead.
+        try:
+            read = handled.get(tp.partition)
+            if read is None:
+                read = await consumer.position(tp)
+            found[tp.partition] = (read, consumer.highwater(tp))
+        except (AssertionError, IllegalStateError):
+            found[tp.partition] = (None, None)
     return found
 
 
