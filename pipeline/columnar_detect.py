@@ -25,7 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
-from pipeline.alerts import Alert, AlertKind, RawCoordinates, RawLine
+from pipeline.alerts import Alert, AlertKind
 from pipeline.detection import DetectionResult, Detector, coordinates, window_lines
 from pipeline.errors import InferenceError
 from pipeline.event_columns import EventColumns
@@ -65,7 +65,11 @@ class ColumnarDetector(Detector):
         states = [self.store.get(source, key) or new_session(source, key) for source, key in keys]
         # As `Detector.process`: a re-delivery is skipped first; a new event with id 0 is refused.
         valid = template_ids[order] > PAD_ID
-        fresh = _not_redelivered(columns, order, first, states, valid)
+        # Raw stream (topic, partition) of every row, and the mark name of each: once per batch.
+        every_row = np.arange(n)
+        codes = _stream_codes(columns, every_row)
+        names = _stream_names(columns, every_row, codes)
+        fresh = _not_redelivered(columns, order, first, states, valid, codes[order], names)
         redelivered = len(order) - int(fresh.sum())
         rejected = tuple(
             (event, f"session {event.source}|{event.session_key}: template id must be positive (0 is "
@@ -87,7 +91,7 @@ class ColumnarDetector(Detector):
         rank = np.arange(len(groups.rows)) - groups.starts[groups.group]
         positions = counts[groups.group] + rank
         clock = self.store.event_clock(columns.timestamps, now)[groups.rows]
-        new_states = _advanced(groups, states, columns, ctx, clock, window_size)
+        new_states = _advanced(groups, states, columns, ctx, clock, window_size, codes[groups.rows], names)
         self.store.touch([new_states[g] for g in np.argsort(groups.rows[groups.ends - 1]).tolist()])
 
         matrix = np.ascontiguousarray(np.concatenate([windows, nexts[:, None]], axis=1))
@@ -147,7 +151,7 @@ class ColumnarDetector(Detector):
                 first_ts = state.first_ts if state is not None else None
                 raw = coordinates(event)
                 alert = parameter_alert(found, query, event, first_ts, self._text, raw)
-                alerts.append(replace(alert, event_time=event.timestamp, lines=batch.lines(k, raw)))
+                alerts.append(replace(alert, event_time=event.timestamp, lines=window_lines(query, raw)))
         return alerts
 
 
@@ -182,9 +186,6 @@ class _Batch:
             None if ts != ts else ts,
             self._recent(g, k),
         )
-
-    def lines(self, k: int, raw: RawCoordinates) -> tuple[RawLine, ...]:
-        return window_lines(self.query(k), raw)
 
     def _recent(self, g: int, k: int) -> tuple[int, ...]:
         """Raw positions of the window before sorted row k: the state's, then its session's earlier rows."""
@@ -249,6 +250,8 @@ def _not_redelivered(
     first: np.ndarray,
     states: Sequence[SessionState],
     valid: np.ndarray,
+    codes: np.ndarray,
+    names: dict[int, str],
 ) -> np.ndarray:
     """(len(order),) bool: which sorted rows are not re-deliveries of what their session applied.
 
@@ -262,8 +265,6 @@ def _not_redelivered(
         return fresh
     lines = columns.lines[order]
     group = np.repeat(np.arange(len(first)), np.diff(np.append(first, len(order))))
-    codes = _stream_codes(columns, order)
-    names = _stream_names(columns, order, codes)
     # Rows by (session, stream) in event order; sorted rows already are when each session has one.
     by_pair = (
         np.arange(len(order))
@@ -344,6 +345,8 @@ def _advanced(
     ctx: list[int],
     clock: np.ndarray,
     window_size: int,
+    codes: np.ndarray,
+    names: dict[int, str],
 ) -> list[SessionState]:
     """Each session's state after its rows (what `pipeline.sessions.advance` gives row by row)."""
     rows, starts, ends = groups.rows, groups.starts, groups.ends
@@ -354,8 +357,6 @@ def _advanced(
     first_ts = padded_ts[np.minimum.reduceat(np.where(valid, index, len(rows)), starts)].tolist()
     last_ts = padded_ts[np.maximum.reduceat(np.where(valid, index, -1), starts)].tolist()
     touched = np.fmax.reduceat(clock, starts).tolist()
-    codes = _stream_codes(columns, rows)
-    names = _stream_names(columns, rows, codes)
     single = _single_stream(codes, starts).tolist()
     offs, parts, lns, code_list = (
         columns.offsets[rows].tolist(),
